@@ -1,0 +1,28 @@
+"""Typed results that flow between stages: spec -> calibration -> artifacts -> repository -> report.
+
+Each stage module defines its own result type; this module holds the ones several stages share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from .signature import Signature
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """The deployable model file of one variant, as the build stage produced it.
+
+    `kind` says what Triton loads: an ONNX model (python-onnxruntime / onnxruntime targets) or a
+    TensorRT plan. `signature` is read from that very file, so the rendered config matches it.
+    `cc_model_files` maps compute capability ('8.0') -> plan file for multi-GPU-architecture builds.
+    """
+
+    variant: str
+    kind: Literal["onnx", "plan"]
+    model_file: Path
+    signature: Signature
+    cc_model_files: tuple[tuple[str, Path], ...] = ()

@@ -1,0 +1,39 @@
+"""The one exception type users see.
+
+Every problem caused by the user's input (spec, data, model files, environment) is raised as a
+`GeneratorError` with a one-line message that names the file, field or tensor and says what to do.
+The CLI prints it without a traceback and exits with `EXIT_USER_ERROR`; anything else is our bug.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1  # a measurement or comparison ran and failed its tolerance
+EXIT_USER_ERROR = 2  # bad input: nothing was written
+EXIT_INTERNAL_ERROR = 3  # a bug in trgen
+
+
+class GeneratorError(Exception):
+    """A user-facing error: one line, names where the problem is and how to fix it."""
+
+    def __init__(self, message: str, *, where: str | Path | None = None) -> None:
+        self.message = " ".join(message.split())  # always one line
+        self.where = str(where) if where is not None else None
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+class SpecError(GeneratorError):
+    """A problem in the YAML spec, located as file:line and the dotted field path."""
+
+    def __init__(self, message: str, *, file: str | Path, line: int | None = None, field: str | None = None) -> None:
+        where = f"{file}:{line}" if line is not None else str(file)
+        text = f"{field}: {message}" if field else message
+        super().__init__(text, where=where)
+        self.file = str(file)
+        self.line = line
+        self.field = field

@@ -1,0 +1,116 @@
+"""A model's I/O signature (names, dtypes, shapes), read from ONNX or a TensorRT engine.
+
+The renderer derives `config.pbtxt` inputs/outputs from it, the validator checks configs against it,
+and the client harness builds requests from it, so all three agree by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import GeneratorError
+
+# dtype short name (spec) -> (Triton TYPE_*, numpy dtype, ONNX TensorProto enum value)
+DTYPES: dict[str, tuple[str, str, int]] = {
+    "fp32": ("TYPE_FP32", "float32", 1),
+    "uint8": ("TYPE_UINT8", "uint8", 2),
+    "int8": ("TYPE_INT8", "int8", 3),
+    "uint16": ("TYPE_UINT16", "uint16", 4),
+    "int16": ("TYPE_INT16", "int16", 5),
+    "int32": ("TYPE_INT32", "int32", 6),
+    "int64": ("TYPE_INT64", "int64", 7),
+    "string": ("TYPE_STRING", "object", 8),
+    "bool": ("TYPE_BOOL", "bool", 9),
+    "fp16": ("TYPE_FP16", "float16", 10),
+    "fp64": ("TYPE_FP64", "float64", 11),
+    "uint32": ("TYPE_UINT32", "uint32", 12),
+    "uint64": ("TYPE_UINT64", "uint64", 13),
+    "bf16": ("TYPE_BF16", "float32", 16),
+}
+_BY_ONNX = {onnx_type: short for short, (_, _, onnx_type) in DTYPES.items()}
+_BY_NUMPY = {np_name: short for short, (_, np_name, _) in DTYPES.items() if short != "bf16"}
+
+
+def triton_type(dtype: str) -> str:
+    """'fp32' -> 'TYPE_FP32'."""
+    return DTYPES[dtype][0]
+
+
+def numpy_dtype(dtype: str) -> np.dtype:
+    """'fp16' -> np.float16."""
+    return np.dtype(DTYPES[dtype][1])
+
+
+def dtype_from_numpy(value: np.dtype | type) -> str:
+    """np.float32 -> 'fp32'."""
+    return _BY_NUMPY[np.dtype(value).name]
+
+
+def dtype_from_onnx(elem_type: int, *, where: str) -> str:
+    """ONNX TensorProto element type -> short name."""
+    try:
+        return _BY_ONNX[elem_type]
+    except KeyError:
+        raise GeneratorError(f"unsupported ONNX element type {elem_type}", where=where) from None
+
+
+@dataclass(frozen=True)
+class TensorSig:
+    """One tensor: full shape including any batch dimension; -1 marks a dynamic dimension."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+    def dims_without_batch(self) -> tuple[int, ...]:
+        return self.shape[1:]
+
+
+@dataclass(frozen=True)
+class Signature:
+    inputs: tuple[TensorSig, ...]
+    outputs: tuple[TensorSig, ...]
+    # TensorRT engines: per profile, input name -> (min, opt, max) full shapes
+    profiles: tuple[dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]], ...] = field(default=())
+
+    def input(self, name: str) -> TensorSig:
+        return _find(self.inputs, name, "input")
+
+    def output(self, name: str) -> TensorSig:
+        return _find(self.outputs, name, "output")
+
+    def batch_dynamic(self) -> bool:
+        """True when every input and output has a dynamic first dimension (Triton batching possible)."""
+        return all(t.shape and t.shape[0] == -1 for t in (*self.inputs, *self.outputs))
+
+
+def _find(tensors: tuple[TensorSig, ...], name: str, kind: str) -> TensorSig:
+    for tensor in tensors:
+        if tensor.name == name:
+            return tensor
+    known = ", ".join(t.name for t in tensors)
+    raise GeneratorError(f"the model has no {kind} named {name!r} (it has: {known})")
+
+
+def read_onnx_signature(path: str | Path) -> Signature:
+    """Read graph inputs (excluding initializers) and outputs; symbolic or unknown dims become -1."""
+    import onnx
+
+    path = Path(path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise GeneratorError(f"not a loadable ONNX model ({exc.__class__.__name__})", where=path) from None
+    initializers = {init.name for init in model.graph.initializer}
+
+    def sig(value: "onnx.ValueInfoProto") -> TensorSig:
+        tensor_type = value.type.tensor_type
+        dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in tensor_type.shape.dim)
+        return TensorSig(value.name, dtype_from_onnx(tensor_type.elem_type, where=f"{path}: {value.name}"), dims)
+
+    inputs = tuple(sig(v) for v in model.graph.input if v.name not in initializers)
+    outputs = tuple(sig(v) for v in model.graph.output)
+    return Signature(inputs=inputs, outputs=outputs)

@@ -1,0 +1,74 @@
+"""Rules that span several fields of the spec (pydantic checks one model at a time)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import SpecError
+from .model import Spec
+
+LineOf = Callable[[tuple[str | int, ...]], tuple[int | None, str]]
+
+
+def check_spec(spec: Spec, path: Path, line_of: LineOf) -> None:
+    """Raise `SpecError` at the first cross-field problem: duplicate names, batch sizes, ONNX files."""
+
+    def fail(loc: tuple[str | int, ...], message: str) -> None:
+        line, field = line_of(loc)
+        raise SpecError(message, file=path, line=line, field=field)
+
+    model_names: set[str] = set()
+    variant_names: dict[str, tuple[str | int, ...]] = {}
+    for m, model in enumerate(spec.models):
+        if model.name in model_names:
+            fail(("models", m, "name"), f"duplicate model name {model.name!r}")
+        model_names.add(model.name)
+        for v, variant in enumerate(model.variants):
+            name = model.variant_name(variant)
+            if name in variant_names:
+                fail(("models", m, "variants", v), f"two variants are both named {name!r}: give one an explicit 'name'")
+            variant_names[name] = ("models", m, "variants", v)
+            _check_batching(spec, m, v, fail)
+        for p, profile in enumerate(model.profiles):
+            for input_name, shapes in profile.items():
+                if model.max_batch_size and shapes.max[0] < model.max_batch_size:
+                    fail(
+                        ("models", m, "profiles", p, input_name),
+                        f"profile max batch {shapes.max[0]} is below max_batch_size {model.max_batch_size}: "
+                        "raise the profile's max or lower max_batch_size",
+                    )
+        if model.onnx.exists():
+            _check_onnx(model.onnx, ("models", m, "onnx"), fail)
+
+
+def _check_batching(spec: Spec, m: int, v: int, fail: Callable[[tuple[str | int, ...], str], None]) -> None:
+    model = spec.models[m]
+    variant = model.variants[v]
+    layers = [
+        (("models", m, "variants", v, "triton"), variant.triton),
+        (("models", m, "triton"), model.triton),
+        (("triton",), spec.triton),
+    ]
+    for loc, settings in layers:  # the nearest layer that sets dynamic_batching wins
+        if settings is None or settings.dynamic_batching is None:
+            continue
+        batching = settings.dynamic_batching
+        for i, size in enumerate(batching.preferred_batch_sizes):
+            if size > model.max_batch_size:
+                fail(
+                    loc + ("dynamic_batching", "preferred_batch_sizes", i),
+                    f"preferred batch size {size} is above the model's max_batch_size {model.max_batch_size}",
+                )
+        if batching.enabled and model.max_batch_size == 0:
+            fail(loc + ("dynamic_batching",), "dynamic batching needs max_batch_size > 0 on the model")
+        return
+
+
+def _check_onnx(path: Path, loc: tuple[str | int, ...], fail: Callable[[tuple[str | int, ...], str], None]) -> None:
+    import onnx  # deferred: only needed once a spec names a model
+
+    try:
+        onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, ValueError, ... for broken files
+        fail(loc, f"{path.name} is not a loadable ONNX model ({exc.__class__.__name__}): re-export it")

@@ -1,0 +1,1 @@
+"""Jinja2 templates for config.pbtxt and python-backend model.py, loaded with importlib.resources."""
