@@ -10,6 +10,8 @@ from .base import SpecPath, StrictModel
 from .data import DataSource
 
 CalibrationMethod = Literal["entropy", "minmax", "percentile", "mse"]
+Metric = Literal["top1", "top5", "agreement", "error"]
+METRICS: tuple[Metric, ...] = ("top1", "top5", "agreement", "error")
 
 
 class Calibration(StrictModel):
@@ -66,9 +68,7 @@ class Evaluation(StrictModel):
     data: DataSource
     samples: PositiveInt | None = None
     batch_size: PositiveInt = 64
-    metrics: list[Literal["top1", "top5", "agreement", "error"]] = Field(
-        default_factory=lambda: ["top1", "top5", "agreement", "error"]
-    )
+    metrics: list[Metric] = Field(default_factory=lambda: list(METRICS))
     tolerances: Tolerances = Tolerances()
 
 

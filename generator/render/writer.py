@@ -1,0 +1,141 @@
+"""Write the model repository atomically: build it whole in a temp folder beside the target, validate
+it, then swap it in. On any failure the old repository is untouched and the temp folder is removed.
+
+The repository is owned by trgen and replaced whole: folders of models no longer in the spec go away.
+To protect user data, an existing target is only replaced when it is empty or holds nothing but
+model folders (a config.pbtxt or numeric version folders inside); anything else is refused.
+Rendering the same inputs twice gives byte-identical files: no timestamps, sorted maps, files copied
+byte for byte.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..artifacts import Artifact
+from ..errors import GeneratorError
+from ..spec import ResolvedVariant, Spec
+from .context import LABELS_FILE, ONNX_FILE, PLAN_FILE, build_context, cc_model_files
+from .sidecar import engine_signature_json, sidecar_path
+from .template import render_config_text, render_python_model
+from .validate import CONFIG, validate_repository
+
+
+@dataclass(frozen=True)
+class Repository:
+    """A rendered model repository: its folder and the model (variant) names in it, in spec order."""
+
+    path: Path
+    models: tuple[str, ...]
+
+
+FileSource = Path | str  # a file to copy, or text to write
+
+
+def render_repository(spec: Spec, artifacts: Mapping[str, Artifact], repository: Path | None = None) -> Repository:
+    """Render every variant of `spec` into `repository` (default: spec.repository), replacing it."""
+    target = Path(repository if repository is not None else spec.repository)
+    plans = {rv.name: model_files(rv, _artifact(rv, artifacts)) for rv in spec.resolved()}
+    _check_replaceable(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        message = f"cannot create the repository here ({exc.__class__.__name__})"
+        raise GeneratorError(message, where=target.parent) from None
+    try:
+        for name, files in plans.items():
+            _write_model(tmp / name, files)
+        problems = validate_repository(tmp)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            first = str(problems[0]).replace(str(tmp), str(target))
+            raise GeneratorError(f"the rendered repository would not load: {first}{more}")
+        tmp.chmod(0o755)
+        _swap(tmp, target)
+    except OSError as exc:  # disk full, permissions: nothing was replaced
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise GeneratorError(f"cannot write the repository ({exc.__class__.__name__}: {exc})", where=target) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Repository(path=target, models=tuple(plans))
+
+
+def model_files(rv: ResolvedVariant, artifact: Artifact) -> dict[str, FileSource]:
+    """Every file of one model folder (relative path -> source), config rendered and checked."""
+    context = build_context(rv, artifact)
+    version = str(rv.variant.version)
+    files: dict[str, FileSource] = {CONFIG: render_config_text(context)}
+    if rv.model.labels is not None:
+        files[LABELS_FILE] = rv.model.labels
+    platform = context["platform"]
+    files[f"{version}/{PLAN_FILE if platform == 'tensorrt_plan' else ONNX_FILE}"] = artifact.model_file
+    if platform == "python":
+        files[f"{version}/model.py"] = render_python_model(rv.name, ONNX_FILE)
+    if platform == "tensorrt_plan":
+        files[f"{version}/{sidecar_path(Path(PLAN_FILE))}"] = engine_signature_json(artifact.signature)
+        for _, filename, source in cc_model_files(artifact):
+            files[f"{version}/{filename}"] = source
+    return files
+
+
+def _artifact(rv: ResolvedVariant, artifacts: Mapping[str, Artifact]) -> Artifact:
+    try:
+        return artifacts[rv.name]
+    except KeyError:
+        raise GeneratorError(f"no built model for variant {rv.name!r}: run `trgen build` first") from None
+
+
+def _write_model(folder: Path, files: Mapping[str, FileSource]) -> None:
+    for relative, source in sorted(files.items()):
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(source, str):
+            path.write_bytes(source.encode("utf-8"))
+            continue
+        try:
+            shutil.copyfile(source, path)
+        except OSError as exc:
+            raise GeneratorError(
+                f"cannot copy into the repository ({exc.__class__.__name__}): rebuild with `trgen build`", where=source
+            ) from None
+
+
+def _is_model_folder(path: Path) -> bool:
+    return path.is_dir() and ((path / CONFIG).is_file() or any(p.is_dir() and p.name.isdigit() for p in path.iterdir()))
+
+
+def _check_replaceable(target: Path) -> None:
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise GeneratorError("the repository path exists and is not a folder", where=target)
+    foreign = sorted(p.name for p in target.iterdir() if not _is_model_folder(p))
+    if foreign:
+        raise GeneratorError(
+            f"holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, which is not a model folder: trgen "
+            "replaces the repository whole, so point `repository` at a folder of its own (or move those out)",
+            where=target,
+        )
+
+
+def _swap(new: Path, target: Path) -> None:
+    """Put `new` in place of `target`; the old one is renamed aside first and restored on failure."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    old = target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
+    os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except OSError:
+        os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
