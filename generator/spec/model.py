@@ -91,8 +91,10 @@ class Spec(StrictModel):
     """A whole spec file. Relative paths resolve against the file's folder."""
 
     version: Literal[1] = 1
-    workdir: SpecPath = Field(default=Path("build"), description="calibration results, engines, reports")
-    repository: SpecPath = Field(default=Path("model_repository"), description="the rendered Triton repository")
+    workdir: SpecPath = Field(default=Path("build"), validate_default=True, description="calibration results, engines, reports")
+    repository: SpecPath = Field(
+        default=Path("model_repository"), validate_default=True, description="the rendered Triton repository"
+    )
     triton: TritonSettings | None = None
     benchmark: Benchmark = Benchmark()
     models: list[ModelSpec] = Field(min_length=1)

@@ -121,3 +121,10 @@ def test_top_level_must_be_mapping(tmp_path: Path) -> None:
     path.write_text("- just\n- a list\n")
     with pytest.raises(SpecError, match="must be a YAML mapping"):
         load_spec(path)
+
+
+def test_default_paths_resolve_against_the_spec_folder(tiny_spec: Path) -> None:
+    tiny_spec.write_text(tiny_spec.read_text().replace("workdir: build\nrepository: repo\n", ""))
+    spec = load_spec(tiny_spec)
+    assert spec.workdir == tiny_spec.parent.resolve() / "build"
+    assert spec.repository == tiny_spec.parent.resolve() / "model_repository"
