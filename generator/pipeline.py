@@ -8,8 +8,9 @@ follow one model from YAML to report in this file. Stages skip work whose inputs
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ from .spec import ResolvedVariant, Spec
 if TYPE_CHECKING:  # stage result types, imported lazily at run time
     from .measure.bench import BenchResult
     from .measure.compare import ComparisonReport
+    from .measure.report import ReportPaths
     from .render import Repository
 
 log = logging.getLogger("trgen")
@@ -78,12 +80,52 @@ class RunResult:
 
     repository: "Repository"
     comparison: "ComparisonReport | None"
-    bench: "Sequence[BenchResult]" = field(default_factory=list)
-    report_dir: Path | None = None
+    bench: "Sequence[BenchResult]"
+    report: "ReportPaths"
 
     @property
     def passed(self) -> bool:
         return self.comparison is None or bool(self.comparison)
 
 
-Step = Callable[[str], None]
+def run(
+    spec: Spec, *, url: str | None = None, force: bool = False, bench: bool = True,
+    report_dir: Path | None = None, progress: bool = True,
+) -> RunResult:
+    """The main job: calibrate -> build -> render -> validate -> serve -> compare -> bench -> report.
+
+    With `url`, the comparison and load run against that (external) server, which must serve the
+    rendered repository; otherwise the bundled tritonserver serves it on 127.0.0.1. If the server
+    dies during the load test, the report is still written with the windows measured so far.
+    """
+    from .measure.bench import BenchAborted, bench_variants
+    from .measure.compare import EMBEDDED_TARGETS, comparison_pairs, compare_spec
+    from .measure.report import write_report
+    from .serve import EmbeddedServer, ServerHandle
+
+    report_dir = report_dir or spec.workdir / "report"
+    log.info("== 1-4/7 calibrate, quantize, build, render, validate")
+    repo = prepare_repository(spec, force=force, progress=progress)
+    served = [rv for rv in spec.resolved() if url is not None or rv.target in EMBEDDED_TARGETS]
+    if not served:
+        raise GeneratorError("no variant the bundled server can serve (python-onnxruntime); pass --url of a full Triton")
+    pairs, skipped = comparison_pairs(spec, embedded=url is None)
+    names = [rv.name for rv in served]
+    log.info("== 5/7 serve %s", "on " + url if url else "with the bundled tritonserver")
+    server = nullcontext(ServerHandle.external(url, names)) if url else EmbeddedServer(repo.path, names)
+    results: list[BenchResult] = []
+    comparison = None
+    with server as handle:
+        log.info("== 6/7 compare INT8 with FP32 on the evaluation set")
+        comparison = compare_spec(spec, handle, pairs, skipped=skipped, progress=progress)
+        log.info("%s", comparison.summary())
+        if bench:
+            log.info("== 7/7 load test (%s)", ", ".join(names))
+            try:
+                results = bench_variants(handle, served, on_result=results.append, progress=progress)
+            except BenchAborted:
+                write_report(report_dir, bench=results, comparison=comparison)
+                raise
+    report = write_report(report_dir, bench=results, comparison=comparison)
+    log.info("report: %s", report.markdown)
+    return RunResult(repository=repo, comparison=comparison, bench=results, report=report)
