@@ -1,0 +1,49 @@
+"""Check a Q/DQ model against the rules TensorRT enforces, so a violation fails here, not at build time.
+
+TensorRT's explicit quantization accepts only symmetric INT8: zero points 0, strictly positive float
+scales, scalar scales on activations, 8-bit inputs to DequantizeLinear (no int32 bias), and weights
+in [-127, 127]. Used by the tests and available to later stages before a TensorRT build.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, numpy_helper
+
+
+def tensorrt_problems(model: onnx.ModelProto) -> list[str]:
+    """One line per violation (empty when the model is acceptable)."""
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    problems: list[str] = []
+    for node in graph.node:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        where = f"{node.op_type} {node.name or node.output[0]!r}"
+        if len(node.input) < 3 or node.input[2] not in inits:
+            problems.append(f"{where}: zero point must be an explicit int8 initializer")
+        else:
+            zp = inits[node.input[2]]
+            if zp.data_type != TensorProto.INT8:
+                problems.append(f"{where}: zero point is {TensorProto.DataType.Name(zp.data_type)}, not INT8")
+            elif np.any(numpy_helper.to_array(zp) != 0):
+                problems.append(f"{where}: non-zero zero point (TensorRT is symmetric only)")
+        scale = inits.get(node.input[1]) if len(node.input) > 1 else None
+        if scale is None:
+            problems.append(f"{where}: scale must be a constant initializer")
+            continue
+        values = numpy_helper.to_array(scale)
+        if scale.data_type != TensorProto.FLOAT:
+            problems.append(f"{where}: scale is {TensorProto.DataType.Name(scale.data_type)}, not FLOAT")
+        if not np.all(np.isfinite(values)) or np.any(values <= 0):
+            problems.append(f"{where}: scales must be finite and strictly positive")
+        data = inits.get(node.input[0])
+        if node.op_type == "DequantizeLinear" and data is not None:  # a stored (weight) tensor
+            if data.data_type != TensorProto.INT8:
+                problems.append(f"{where}: input is {TensorProto.DataType.Name(data.data_type)}; TensorRT dequantizes INT8 only")
+            elif np.any(numpy_helper.to_array(data) == -128):
+                problems.append(f"{where}: weights must lie in [-127, 127]")
+        elif values.size != 1:
+            problems.append(f"{where}: activation scales must be scalars (per-tensor)")
+    return problems
