@@ -1,0 +1,79 @@
+"""`trgen serve` (the embedded Triton on a repository) and `trgen compare` (INT8 vs FP32 accuracy)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import EXIT_CHECK_FAILED, EXIT_OK, GeneratorError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser("serve", help="run the bundled Triton server on a model repository until Ctrl-C")
+    serve.add_argument("repository", type=Path, help="the model repository folder")
+    serve.add_argument("--models", help="comma-separated model names to load (default: all)")
+    serve.add_argument("--http-port", type=int, default=0, help="HTTP port (default 0: a free one)")
+    serve.add_argument("--grpc-port", type=int, default=0, help="gRPC port (default 0: a free one)")
+    serve.add_argument("--metrics-port", type=int, default=0, help="metrics port (default 0: a free one)")
+    serve.add_argument("--log", type=Path, help="write the server log here (default: a temporary file)")
+    serve.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness (default 120)")
+    serve.set_defaults(func=_serve)
+
+    compare = sub.add_parser("compare", help="INT8 vs FP32 on the live server: accuracy, agreement, error statistics")
+    compare.add_argument("spec", help="path to the YAML spec")
+    compare.add_argument("--url", help="an external Triton (host:port for gRPC, or http://host:port); default: embedded")
+    compare.add_argument("--model", help="only this model (spec model name or int8 variant name)")
+    compare.add_argument("--json", type=Path, dest="json_path", help="also write the report as JSON here")
+    compare.add_argument("--no-progress", action="store_true", help="no progress bars")
+    compare.set_defaults(func=_compare)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ..serve import EmbeddedServer
+
+    models = [name.strip() for name in args.models.split(",") if name.strip()] if args.models else None
+    server = EmbeddedServer(
+        args.repository, models, log_path=args.log, timeout_s=args.timeout,
+        http_port=args.http_port, grpc_port=args.grpc_port, metrics_port=args.metrics_port,
+    )
+    with server as handle:
+        print(f"HTTP     {handle.http_url}", flush=True)
+        print(f"gRPC     {handle.grpc_url}", flush=True)
+        print(f"metrics  {handle.metrics_url}", flush=True)
+        print(f"log      {handle.log_path}", flush=True)
+        print(f"pid      {server.pid}", flush=True)
+        print("serving; press Ctrl-C to stop", flush=True)
+        code = server.wait()
+        raise GeneratorError(f"the Triton server exited on its own (code {code}); server log: {handle.log_path}")
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from ..measure.compare import run_compare
+    from ..spec import load_spec
+
+    spec = load_spec(args.spec)
+    report = run_compare(spec, url=args.url, model=args.model, progress=not args.no_progress)
+    print(report.summary())
+    if args.json_path is not None:
+        write_json(args.json_path, report.to_dict())
+    if not report:
+        print("FAILED: " + "; ".join(report.failures()))
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
+
+
+def write_json(path: Path, data: object) -> None:
+    """Write beside the target, then rename: never a half-written report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
