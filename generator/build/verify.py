@@ -13,9 +13,7 @@ import numpy as np
 
 from ..artifacts import Artifact
 from ..errors import GeneratorError
-from ..measure.agreement import ErrorAccumulator, TopKCounter, class_scores
-from ..measure.compare import PairComparison
-from ..measure.compare import _judge as judge  # shared with the live comparison (see report to the lead)
+from ..measure.compare import PairComparison, PairStats
 from ..signature import read_onnx_signature
 from ..spec import ResolvedVariant
 from .runner import EngineRunner, OnnxRunner
@@ -46,22 +44,12 @@ def verify_variant(rv: ResolvedVariant, artifact: Artifact, *, trt: Any = None) 
     if sorted(candidate.outputs) != sorted(reference.outputs):
         raise GeneratorError(f"{rv.name} has outputs {candidate.outputs} but the FP32 model has {reference.outputs}")
 
-    errors = {name: ErrorAccumulator(name) for name in reference.outputs}
-    topk = TopKCounter()
-    classifier: str | None = None
+    stats = PairStats(reference.outputs)
     signature = read_onnx_signature(rv.model.onnx)
-    batches = load_batches(evaluation.data, signature, batch_size=evaluation.batch_size, limit=evaluation.samples)
-    for index, batch in enumerate(batches):
-        ref_out, cand_out = reference(batch.inputs), candidate(batch.inputs)
-        for name in reference.outputs:
-            errors[name].update(ref_out[name], np.asarray(cand_out[name], dtype=np.float32))
-        if index == 0:
-            classifier = next((name for name in reference.outputs if class_scores(ref_out[name]) is not None), None)
-        if classifier is not None:
-            ref_scores, cand_scores = class_scores(ref_out[classifier]), class_scores(cand_out[classifier])
-            assert ref_scores is not None and cand_scores is not None
-            topk.update(ref_scores, cand_scores, batch.labels)
-    return judge(
-        rv.model.name, rv.target, f"{rv.model.name} fp32 (onnxruntime)", rv.name, errors, topk, classifier,
-        evaluation.tolerances, evaluation.metrics,
+    for batch in load_batches(evaluation.data, signature, batch_size=evaluation.batch_size, limit=evaluation.samples):
+        candidate_out = {name: np.asarray(value, dtype=np.float32) for name, value in candidate(batch.inputs).items()}
+        stats.update(reference(batch.inputs), candidate_out, batch.labels)
+    return stats.judge(
+        model=rv.model.name, target=rv.target, reference=f"{rv.model.name} fp32 (onnxruntime)", candidate=rv.name,
+        tolerances=evaluation.tolerances, metrics=evaluation.metrics,
     )
