@@ -1,0 +1,254 @@
+"""`calibrate_variant`: data -> activation histograms -> thresholds -> cache, manifest and report.
+
+Outputs go under `rv.workdir / "calibration"`: `manifest.json`, `calibration.cache` (unless the spec
+sets `calibration.cache`) and `report/`. They are written into a temporary folder beside it and
+moved into place only when everything succeeded, so an error leaves the previous outputs (or
+nothing) behind, never a half-written set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import GeneratorError
+from ..signature import Signature, TensorSig, read_onnx_signature
+from ..spec.model import ResolvedVariant
+from ..spec.stages import Calibration
+from . import cache as trt_cache
+from .calibrators import GUARD_RATIO, AmaxResult, AmaxSettings, compute_amax
+from .collect import collect_histograms
+from .data import Batch, load_batches
+from .histogram import NUM_BINS, Histogram
+from .manifest import MANIFEST_NAME, Fingerprint, amax_from, fingerprint, manifest_document, matches, read_manifest, write_json
+
+if TYPE_CHECKING:
+    import onnx
+
+log = logging.getLogger(__name__)
+
+CALIBRATOR_REVISION = 1  # bump when the maths changes, so stored results are recomputed
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """What calibration produced for one variant; `amax` maps activation tensor name -> amax."""
+
+    variant: str
+    method: str
+    amax: dict[str, float]
+    cache_path: Path
+    manifest_path: Path
+    report_dir: Path
+    skipped: bool
+
+
+def calibrate_variant(rv: ResolvedVariant, *, force: bool = False, progress: bool = True) -> CalibrationResult:
+    """Calibrate an int8 variant on the tensors the Q/DQ placement needs (skipped when nothing changed)."""
+    calibration = rv.variant.calibration
+    if calibration is None:
+        raise GeneratorError(f"variant {rv.name!r} is {rv.precision}: only int8 variants are calibrated")
+    model_path = Path(rv.model.onnx)
+    model = load_model(model_path)
+    from ..quantize.placement import activation_tensors
+
+    return calibrate_model(
+        model_path,
+        calibration,
+        rv.workdir / "calibration",
+        variant=rv.name,
+        tensors=activation_tensors(model),
+        model=model,
+        force=force,
+        progress=progress,
+    )
+
+
+def load_model(path: Path) -> "onnx.ModelProto":
+    import onnx
+
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # DecodeError, ValueError, missing external data, ...
+        raise GeneratorError(f"not a loadable ONNX model ({exc.__class__.__name__}): re-export it", where=path) from None
+
+
+def calibrate_model(
+    model_path: Path,
+    calibration: Calibration,
+    out_dir: Path,
+    *,
+    variant: str,
+    tensors: Sequence[str],
+    model: "onnx.ModelProto | None" = None,
+    force: bool = False,
+    progress: bool = True,
+    trt_version: int | None = None,
+) -> CalibrationResult:
+    """Calibrate `tensors` of the model at `model_path` and write the outputs into `out_dir`."""
+    tensors = list(dict.fromkeys(tensors))
+    if not tensors:
+        raise GeneratorError("no activation tensors to calibrate (no Conv/Gemm/MatMul inputs found)", where=model_path)
+    version = trt_version if trt_version is not None else trt_cache.installed_trt_version()
+    algorithm = trt_cache.algorithm_for(calibration.method)
+    cache_path = Path(calibration.cache) if calibration.cache is not None else out_dir / "calibration.cache"
+    settings = _settings(calibration, tensors, version, algorithm)
+    fp = fingerprint(model_path, calibration.data, settings)
+    result = CalibrationResult(
+        variant=variant, method=calibration.method, amax={}, cache_path=cache_path,
+        manifest_path=out_dir / MANIFEST_NAME, report_dir=out_dir / "report", skipped=False,
+    )
+    stored = None if force else _stored(result, fp, algorithm, version)
+    if stored is not None:
+        log.info("%s: calibration is up to date (%s); use --force to redo it", variant, result.manifest_path)
+        return dataclasses.replace(result, amax=stored, skipped=True)
+
+    signature = read_onnx_signature(model_path)
+    batches = _batches(calibration, signature, variant=variant, progress=progress)
+    histograms, samples = collect_histograms(model if model is not None else load_model(model_path), tensors, batches, where=model_path)
+    amax_settings = AmaxSettings.from_spec(calibration)
+    results = {name: compute_amax(histograms[name], amax_settings) for name in tensors}
+    amax = {name: r.amax for name, r in results.items()}
+    cache_text = trt_cache.format_cache(amax, algorithm=algorithm, version=version)
+    document = manifest_document(
+        variant=variant, model=model_path, fp=fp, settings=settings, results=results, histograms=histograms, samples=samples,
+        cache=cache_path, cache_header=cache_text.splitlines()[0],
+    )
+    _write_outputs(out_dir, cache_path, cache_text, document, histograms, results, title=f"Calibration of {variant}")
+    guarded = [name for name, r in results.items() if r.guarded]
+    if guarded:
+        log.info("%s: entropy guard replaced the threshold of %d tensor(s): %s", variant, len(guarded), ", ".join(guarded))
+    return dataclasses.replace(result, amax=amax)
+
+
+def _settings(calibration: Calibration, tensors: list[str], version: int, algorithm: str) -> dict[str, Any]:
+    """Everything besides model and data contents that decides the outputs (hashed for the skip check).
+
+    Paths stay out (the data's contents are hashed; the cache file is compared on disk), so moving
+    the project keeps a calibration valid.
+    """
+    data = calibration.data.model_dump(mode="json")
+    data.pop("path", None)
+    return {
+        "method": calibration.method,
+        "percentile": calibration.percentile,
+        "guard": calibration.guard,
+        "guard_ratio": GUARD_RATIO,
+        "samples": calibration.samples,
+        "batch_size": calibration.batch_size,
+        "data": data,
+        "tensors": tensors,
+        "bins": NUM_BINS,
+        "calibrator_revision": CALIBRATOR_REVISION,
+        "trt_version": version,
+        "cache_algorithm": algorithm,
+    }
+
+
+def _stored(paths: CalibrationResult, fp: Fingerprint, algorithm: str, version: int) -> dict[str, float] | None:
+    """The previous amax when its manifest matches `fp` and its cache and report are intact, else None."""
+    document = read_manifest(paths.manifest_path)
+    if document is None or not matches(document, fp) or not paths.report_dir.is_dir():
+        return None
+    amax = amax_from(document)
+    try:
+        on_disk = paths.cache_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if amax is None or on_disk != trt_cache.format_cache(amax, algorithm=algorithm, version=version):
+        return None
+    return amax
+
+
+def _batches(calibration: Calibration, signature: Signature, *, variant: str, progress: bool) -> Iterator[Batch]:
+    """The calibration batches with a progress bar.
+
+    A model whose batch dimension is fixed gets batches of exactly that size: the data is read with
+    the batch dimension relaxed, and a smaller last batch is dropped (with a note).
+    """
+    from tqdm import tqdm
+
+    batch_size, fixed = calibration.batch_size, _fixed_batch(signature)
+    if fixed is not None:
+        if fixed != batch_size:
+            log.info("%s: the model's batch dimension is fixed at %d: calibrating in batches of %d", variant, fixed, fixed)
+        batch_size = fixed
+        relaxed = tuple(TensorSig(t.name, t.dtype, (-1, *t.shape[1:])) for t in signature.inputs)
+        signature = dataclasses.replace(signature, inputs=relaxed)
+    stream = load_batches(calibration.data, signature, batch_size=batch_size, limit=calibration.samples)
+    total = math.ceil(calibration.samples / batch_size)
+    for batch in tqdm(stream, total=total, desc=f"calibrate {variant}", unit="batch", disable=not progress, leave=False):
+        if fixed is not None and len(batch) != fixed:
+            log.info("%s: dropped the last %d sample(s): the model only takes batches of %d", variant, len(batch), fixed)
+            continue
+        yield batch
+
+
+def _fixed_batch(signature: Signature) -> int | None:
+    """The batch size every input fixes (a positive first dimension on all inputs), else None."""
+    firsts = {t.shape[0] if t.shape else -1 for t in signature.inputs}
+    return firsts.pop() if len(firsts) == 1 and min(firsts) > 0 else None
+
+
+def _write_outputs(
+    out_dir: Path,
+    cache_path: Path,
+    cache_text: str,
+    document: dict[str, Any],
+    histograms: Mapping[str, Histogram],
+    results: dict[str, AmaxResult],
+    *,
+    title: str,
+) -> None:
+    """Write everything into a temporary folder beside `out_dir`, then move it into place."""
+    from .report import write_report
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    os.chmod(staging, 0o755)  # mkdtemp makes 0700; the outputs are for people and other tools too
+    cache_inside = cache_path.resolve().is_relative_to(out_dir.resolve())
+    cache_temp: Path | None = None
+    try:
+        write_report(staging / "report", histograms, results, title=title)
+        write_json(staging / MANIFEST_NAME, document)
+        if cache_inside:
+            inside = staging / cache_path.resolve().relative_to(out_dir.resolve())
+            inside.parent.mkdir(parents=True, exist_ok=True)
+            inside.write_text(cache_text, encoding="utf-8")
+        else:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            cache_temp = cache_path.with_name(f".{cache_path.name}.tmp-{os.getpid()}")
+            cache_temp.write_text(cache_text, encoding="utf-8")
+        _swap_in(staging, out_dir)
+        if cache_temp is not None:
+            os.replace(cache_temp, cache_path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if cache_temp is not None:
+            cache_temp.unlink(missing_ok=True)
+        raise
+
+
+def _swap_in(staging: Path, out_dir: Path) -> None:
+    """Replace `out_dir` by `staging` (directories cannot be os.replace'd onto a non-empty one)."""
+    previous = None
+    if out_dir.exists():
+        previous = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-old-", dir=out_dir.parent))
+        os.replace(out_dir, previous / out_dir.name)
+    try:
+        os.replace(staging, out_dir)
+    except BaseException:
+        if previous is not None:
+            os.replace(previous / out_dir.name, out_dir)
+            shutil.rmtree(previous, ignore_errors=True)
+        raise
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
