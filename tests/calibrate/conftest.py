@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from calib_helpers import make_tiny_model, write_pixels
+from tests.calibrate.calib_helpers import make_tiny_model, write_pixels
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from calib_helpers import TINY_TENSORS, calibration, make_tiny_model, write_pixels
+from tests.calibrate.calib_helpers import TINY_TENSORS, calibration, make_tiny_model, write_pixels
 
 from generator.calibrate import calibrate_model, check_cache_matches, read_cache
 from generator.calibrate.collect import collect_histograms

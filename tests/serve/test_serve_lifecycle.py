@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serve_helpers import CLASSES, FEATURES, REPO_ROOT, make_linear, pid_alive, processes_using, stub_pids, write_linear_pair, write_model
+from tests.serve.serve_helpers import CLASSES, FEATURES, REPO_ROOT, make_linear, pid_alive, processes_using, stub_pids, write_linear_pair, write_model
 
 import generator.serve.embedded as embedded
 from generator.serve import lifecycle

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serve_helpers import run_onnx
+from tests.serve.serve_helpers import run_onnx
 
 from generator.measure.compare import run_compare
 from generator.spec import load_spec

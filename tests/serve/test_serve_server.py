@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from serve_helpers import FEATURES, make_rowsum, pid_alive, processes_using, run_onnx, stub_pids, write_linear_pair, write_model
+from tests.serve.serve_helpers import FEATURES, make_rowsum, pid_alive, processes_using, run_onnx, stub_pids, write_linear_pair, write_model
 
 from generator.cli import main
 from generator.errors import EXIT_CHECK_FAILED, GeneratorError

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from serve_helpers import TEMPLATE, model_source
+from tests.serve.serve_helpers import TEMPLATE, model_source
 
 from generator.errors import GeneratorError
 from generator.serve import logscan
