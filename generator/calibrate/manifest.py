@@ -20,20 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..fileio import sha256_file
 from ..spec.data import ArraysSource, CallableSource, ImagesSource
 from .calibrators import AmaxResult
 from .histogram import Histogram
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = 1
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def sha256_json(value: Any) -> str:

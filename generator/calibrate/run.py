@@ -12,14 +12,13 @@ import dataclasses
 import logging
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GeneratorError
+from ..fileio import staged_dir
 from ..signature import Signature, TensorSig, read_onnx_signature
 from ..spec.model import ResolvedVariant
 from ..spec.stages import Calibration
@@ -211,44 +210,23 @@ def _write_outputs(
     """Write everything into a temporary folder beside `out_dir`, then move it into place."""
     from .report import write_report
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    os.chmod(staging, 0o755)  # mkdtemp makes 0700; the outputs are for people and other tools too
     cache_inside = cache_path.resolve().is_relative_to(out_dir.resolve())
     cache_temp: Path | None = None
     try:
-        write_report(staging / "report", histograms, results, title=title)
-        write_json(staging / MANIFEST_NAME, document)
-        if cache_inside:
-            inside = staging / cache_path.resolve().relative_to(out_dir.resolve())
-            inside.parent.mkdir(parents=True, exist_ok=True)
-            inside.write_text(cache_text, encoding="utf-8")
-        else:
-            cache_path.parent.mkdir(parents=True, exist_ok=True)
-            cache_temp = cache_path.with_name(f".{cache_path.name}.tmp-{os.getpid()}")
-            cache_temp.write_text(cache_text, encoding="utf-8")
-        _swap_in(staging, out_dir)
+        with staged_dir(out_dir) as staging:
+            write_report(staging / "report", histograms, results, title=title)
+            write_json(staging / MANIFEST_NAME, document)
+            if cache_inside:
+                inside = staging / cache_path.resolve().relative_to(out_dir.resolve())
+                inside.parent.mkdir(parents=True, exist_ok=True)
+                inside.write_text(cache_text, encoding="utf-8")
+            else:
+                cache_path.parent.mkdir(parents=True, exist_ok=True)
+                cache_temp = cache_path.with_name(f".{cache_path.name}.tmp-{os.getpid()}")
+                cache_temp.write_text(cache_text, encoding="utf-8")
         if cache_temp is not None:
             os.replace(cache_temp, cache_path)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
         if cache_temp is not None:
             cache_temp.unlink(missing_ok=True)
         raise
-
-
-def _swap_in(staging: Path, out_dir: Path) -> None:
-    """Replace `out_dir` by `staging` (directories cannot be os.replace'd onto a non-empty one)."""
-    previous = None
-    if out_dir.exists():
-        previous = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-old-", dir=out_dir.parent))
-        os.replace(out_dir, previous / out_dir.name)
-    try:
-        os.replace(staging, out_dir)
-    except BaseException:
-        if previous is not None:
-            os.replace(previous / out_dir.name, out_dir)
-            shutil.rmtree(previous, ignore_errors=True)
-        raise
-    if previous is not None:
-        shutil.rmtree(previous, ignore_errors=True)

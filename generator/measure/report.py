@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -21,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import GeneratorError
+from ..fileio import staged_dir
 from .results import BenchResult, _clean
 
 
@@ -93,53 +91,31 @@ def write_report(
     from . import plots
 
     out_dir = Path(out_dir)
-    parent = out_dir.resolve().parent
+    if out_dir.exists() and not out_dir.is_dir():
+        raise GeneratorError("exists and is not a folder; choose another report path", where=out_dir)
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+        with staged_dir(out_dir) as tmp:
+            ratios = precision_ratios(bench)
+            comparison_dict = dict(comparison.to_dict()) if comparison is not None else None
+            plot_paths = [*plots.plot_concurrency(bench, tmp), *plots.plot_request_rate(bench, tmp)]
+            document = {
+                "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "complete": all(r.complete for r in bench),
+                "bench": [r.to_dict() for r in bench],
+                "ratios": [r.to_dict() for r in ratios],
+                "comparison": _clean(comparison_dict),
+                "plots": [p.name for p in plot_paths],
+            }
+            (tmp / "report.json").write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+            (tmp / "report.md").write_text(render_markdown(bench, ratios, comparison_dict, [p.name for p in plot_paths]))
     except OSError as exc:
-        raise GeneratorError(f"cannot create the report folder: {exc.strerror}", where=out_dir) from None
-    try:
-        ratios = precision_ratios(bench)
-        comparison_dict = dict(comparison.to_dict()) if comparison is not None else None
-        plot_paths = [*plots.plot_concurrency(bench, tmp), *plots.plot_request_rate(bench, tmp)]
-        document = {
-            "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "complete": all(r.complete for r in bench),
-            "bench": [r.to_dict() for r in bench],
-            "ratios": [r.to_dict() for r in ratios],
-            "comparison": _clean(comparison_dict),
-            "plots": [p.name for p in plot_paths],
-        }
-        (tmp / "report.json").write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
-        (tmp / "report.md").write_text(render_markdown(bench, ratios, comparison_dict, [p.name for p in plot_paths]))
-        _swap_in(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        raise GeneratorError(f"cannot write the report folder: {exc.strerror}", where=out_dir) from None
     return ReportPaths(
         directory=out_dir,
         json=out_dir / "report.json",
         markdown=out_dir / "report.md",
         plots=tuple(out_dir / p.name for p in plot_paths),
     )
-
-
-def _swap_in(tmp: Path, out_dir: Path) -> None:
-    """Replace `out_dir` by `tmp`: rename the old one aside, rename the new one in, delete the old."""
-    os.chmod(tmp, 0o755)
-    old = None
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise GeneratorError("exists and is not a folder; choose another report path", where=out_dir)
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=tmp.parent))
-        os.replace(out_dir, old / "report")
-    os.replace(tmp, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-# ---- Markdown -------------------------------------------------------------------------------------
 
 
 def _fmt(value: Any, digits: int = 2) -> str:

@@ -8,14 +8,13 @@ Heavy imports (onnx, onnxruntime, matplotlib) happen inside the functions.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import GeneratorError
+from ..fileio import atomic_write_bytes
 
 if TYPE_CHECKING:
     import onnx
@@ -127,7 +126,7 @@ def sensitivity_variant(
 
 def _fingerprint(rv: "ResolvedVariant", calibration: "CalibrationResult", mode: str) -> dict[str, str]:
     """Content hashes of what decides a sensitivity result (model, evaluation data, amax, settings)."""
-    from ..calibrate.manifest import fingerprint, sha256_json
+    from ..calibrate.manifest import fingerprint
 
     settings = _calibration_settings(rv)
     evaluation = rv.model.evaluation
@@ -202,14 +201,7 @@ def write_model(model: "onnx.ModelProto", path: Path) -> None:
         data = model.SerializeToString()
     except ValueError as exc:  # protobuf's 2 GiB limit
         raise GeneratorError(f"cannot serialize the Q/DQ model: {exc}", where=path) from None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def _calibration_settings(rv: "ResolvedVariant") -> "Calibration":

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
+import io
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..fileio import atomic_write_bytes, atomic_write_json
 from .sensitivity import Fallback, Ranking
 
 
@@ -51,13 +50,7 @@ def ranking_json(ranking: Ranking, fallback: Fallback | None = None) -> dict[str
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Atomic JSON write (temp file beside, then os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=False)
-        fh.write("\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, data)
 
 
 def ranking_plot(ranking: Ranking, path: Path) -> None:
@@ -81,9 +74,7 @@ def ranking_plot(ranking: Ranking, path: Path) -> None:
     right.set_xlabel("output error vs FP32 (relative MSE)")
     fig.suptitle(f"INT8 sensitivity ({ranking.mode}): FP32 {ranking.fp32.metric:.2f}, INT8 {ranking.int8.metric:.2f}")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buffer.getvalue())

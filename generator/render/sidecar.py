@@ -20,11 +20,11 @@ optimisation profile, input name -> min/opt/max shapes (empty list for static en
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from ..errors import GeneratorError
+from ..fileio import atomic_write_text
 from ..signature import DTYPES, Signature, TensorSig
 
 FORMAT = "trgen-engine-signature"
@@ -54,9 +54,7 @@ def engine_signature_json(signature: Signature) -> str:
 
 def write_engine_signature(path: Path, signature: Signature) -> None:
     """Write the sidecar atomically (temp file beside it, then os.replace)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(engine_signature_json(signature), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, engine_signature_json(signature))
 
 
 def engine_signature_from_json(path: Path) -> Signature:

@@ -10,16 +10,14 @@ byte for byte.
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..artifacts import Artifact
 from ..errors import GeneratorError
+from ..fileio import staged_dir
 from ..spec import ResolvedVariant, Spec
 from .context import LABELS_FILE, ONNX_FILE, PLAN_FILE, build_context, cc_model_files
 from .sidecar import engine_signature_json, sidecar_path
@@ -44,27 +42,16 @@ def render_repository(spec: Spec, artifacts: Mapping[str, Artifact], repository:
     plans = {rv.name: model_files(rv, _artifact(rv, artifacts)) for rv in spec.resolved()}
     _check_replaceable(target)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    except OSError as exc:
-        message = f"cannot create the repository here ({exc.__class__.__name__})"
-        raise GeneratorError(message, where=target.parent) from None
-    try:
-        for name, files in plans.items():
-            _write_model(tmp / name, files)
-        problems = validate_repository(tmp)
-        if problems:
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            first = str(problems[0]).replace(str(tmp), str(target))
-            raise GeneratorError(f"the rendered repository would not load: {first}{more}")
-        tmp.chmod(0o755)
-        _swap(tmp, target)
+        with staged_dir(target) as tmp:
+            for name, files in plans.items():
+                _write_model(tmp / name, files)
+            problems = validate_repository(tmp)
+            if problems:
+                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+                first = str(problems[0]).replace(str(tmp), str(target))
+                raise GeneratorError(f"the rendered repository would not load: {first}{more}")
     except OSError as exc:  # disk full, permissions: nothing was replaced
-        shutil.rmtree(tmp, ignore_errors=True)
         raise GeneratorError(f"cannot write the repository ({exc.__class__.__name__}: {exc})", where=target) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return Repository(path=target, models=tuple(plans))
 
 
@@ -124,18 +111,3 @@ def _check_replaceable(target: Path) -> None:
             "replaces the repository whole, so point `repository` at a folder of its own (or move those out)",
             where=target,
         )
-
-
-def _swap(new: Path, target: Path) -> None:
-    """Put `new` in place of `target`; the old one is renamed aside first and restored on failure."""
-    if not target.exists():
-        os.replace(new, target)
-        return
-    old = target.with_name(f".{target.name}.{secrets.token_hex(4)}.old")
-    os.replace(target, old)
-    try:
-        os.replace(new, target)
-    except OSError:
-        os.replace(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
