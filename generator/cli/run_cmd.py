@@ -26,7 +26,14 @@ def _run(args: argparse.Namespace) -> int:
     from ..pipeline import run
     from ..spec import load_spec
 
+    from ..measure.report import precision_ratios
+
     result = run(load_spec(args.spec), url=args.url, force=args.force, bench=args.bench, report_dir=args.report)
+    for ratio in precision_ratios(result.bench):
+        print(
+            f"{ratio.candidate} vs {ratio.baseline}, {ratio.mode} {ratio.level:g}: "
+            f"throughput x{ratio.throughput_ratio:.2f}, p99 latency x{ratio.p99_ratio:.2f}"
+        )
     print(f"repository: {result.repository.path}")
     print(f"report:     {result.report.markdown}")
     return EXIT_OK if result.passed else EXIT_CHECK_FAILED

@@ -1,0 +1,56 @@
+"""`trgen run`, the main job, end to end on a tiny spec against the real bundled server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from generator.cli import main
+
+QUICK_BENCH = """\
+benchmark: {concurrency: [2], batch_size: 4, warmup_s: 0.2, window_s: 0.5, max_windows: 3, stability_pct: 100}
+"""
+
+
+@pytest.mark.server
+def test_run_writes_repository_comparison_and_report(tiny_spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = tiny_spec.read_text().replace("models:\n", QUICK_BENCH + "models:\n")
+    text = text.replace("      data: {kind: arrays, path: data.npz, labels: labels}\n",
+                        "      data: {kind: arrays, path: data.npz, labels: labels}\n"
+                        "      tolerances: {max_top1_drop: 100, min_top1_agreement: 0.0}\n")
+    tiny_spec.write_text(text)
+
+    assert main(["run", str(tiny_spec)]) == 0
+    out = capsys.readouterr().out
+    assert "tiny_int8 vs tiny_fp32, concurrency 2: throughput x" in out
+
+    repo = tiny_spec.parent / "repo"
+    assert (repo / "tiny_fp32" / "config.pbtxt").is_file() and (repo / "tiny_int8" / "1" / "model.onnx").is_file()
+    assert main(["validate", str(repo)]) == 0
+    report = json.loads((tiny_spec.parent / "build" / "report" / "report.json").read_text())
+    assert {b["variant"] for b in report["bench"]} == {"tiny_fp32", "tiny_int8"}
+    assert all(b["failed"] == 0 for b in report["bench"])
+    assert report["comparison"]["comparisons"][0]["samples"] == 64
+    assert (tiny_spec.parent / "build" / "report" / "report.md").read_text().startswith("# trgen report")
+
+
+@pytest.mark.server
+def test_run_exits_1_when_int8_misses_a_tolerance(tiny_spec: Path) -> None:
+    text = tiny_spec.read_text().replace(
+        "      data: {kind: arrays, path: data.npz, labels: labels}\n",
+        "      data: {kind: arrays, path: data.npz, labels: labels}\n      tolerances: {min_sqnr_db: 1000}\n",
+    )
+    tiny_spec.write_text(text)
+    assert main(["run", str(tiny_spec), "--no-bench"]) == 1
+    assert (tiny_spec.parent / "build" / "report" / "report.json").is_file()
+
+
+def test_bad_spec_exits_2_and_writes_nothing(tiny_spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tiny_spec.write_text(tiny_spec.read_text().replace("preferred_batch_sizes: [4, 8]", "preferred_batch_sizes: [4, 16]"))
+    for command in (["run", str(tiny_spec)], ["render", str(tiny_spec)], ["calibrate", str(tiny_spec)]):
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{tiny_spec}:6:" in err[0] and "above the model's max_batch_size 8" in err[0]
+    assert not (tiny_spec.parent / "repo").exists() and not (tiny_spec.parent / "build").exists()
