@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from .base import ExistingPath, Name, SpecPath, StrictModel
-from .stages import Benchmark, BuildSettings, Calibration, Evaluation
+from .stages import ORT_BUILD_FIELDS, Benchmark, BuildSettings, Calibration, Evaluation
 from .triton import TritonSettings, merge_triton
 
 Precision = Literal["fp32", "fp16", "int8"]
@@ -60,8 +60,11 @@ class Variant(StrictModel):
             raise ValueError("int8 variants need a 'calibration' block (method, data, ...)")
         if self.precision != "int8" and self.calibration is not None:
             raise ValueError(f"'calibration' only applies to int8 variants, not {self.precision}")
-        if self.build is not None and self.target != "tensorrt":
-            raise ValueError("'build' settings only apply to target: tensorrt")
+        if self.build is not None:
+            written = self.build.model_fields_set
+            misplaced = written - ORT_BUILD_FIELDS if self.target != "tensorrt" else written & {"ort_int8"}
+            if misplaced:
+                raise ValueError(f"build.{sorted(misplaced)[0]} does not apply to target: {self.target}")
         return self
 
 

@@ -36,7 +36,7 @@ class Calibration(StrictModel):
 
 
 class BuildSettings(StrictModel):
-    """TensorRT builder settings (target: tensorrt)."""
+    """How a variant's model file is built: TensorRT builder settings, or the onnxruntime INT8 form."""
 
     workspace_mib: PositiveInt | None = None
     optimization_level: int | None = Field(default=None, ge=0, le=5)
@@ -51,6 +51,16 @@ class BuildSettings(StrictModel):
     trt_calibrates: bool = Field(default=False, description="implicit mode: let TensorRT run its own calibrator")
     keep_io_types: bool = Field(default=True, description="fp16: keep float32 inputs/outputs")
     compute_capabilities: list[str] = Field(default_factory=list, description="e.g. ['8.0', '9.0']")
+    ort_int8: Literal["unsigned", "exact", "off"] = Field(
+        default="unsigned",
+        description="int8 on onnxruntime targets: rewrite the TensorRT-style Q/DQ model so onnxruntime runs "
+        "integer kernels. unsigned: fastest (uint8 zero point 0 after Relu/Clip; values above amax saturate "
+        "later than TensorRT's clip); exact: TensorRT's numerics up to rounding; off: serve the Q/DQ model as is",
+    )
+
+
+ORT_BUILD_FIELDS = frozenset({"ort_int8", "keep_io_types"})
+"""BuildSettings fields that apply to the onnxruntime targets; the others are TensorRT's."""
 
 
 class Tolerances(StrictModel):

@@ -128,3 +128,24 @@ def test_default_paths_resolve_against_the_spec_folder(tiny_spec: Path) -> None:
     spec = load_spec(tiny_spec)
     assert spec.workdir == tiny_spec.parent.resolve() / "build"
     assert spec.repository == tiny_spec.parent.resolve() / "model_repository"
+
+
+@pytest.mark.parametrize(
+    ("target", "build", "error"),
+    [
+        ("python-onnxruntime", "{ort_int8: exact}", None),
+        ("onnxruntime", "{ort_int8: 'off'}", None),
+        ("tensorrt", "{workspace_mib: 512}", None),
+        ("python-onnxruntime", "{workspace_mib: 512}", "build.workspace_mib does not apply to target: python-onnxruntime"),
+        ("tensorrt", "{ort_int8: exact}", "build.ort_int8 does not apply to target: tensorrt"),
+    ],
+)
+def test_build_fields_match_the_target(tiny_spec: Path, target: str, build: str, error: str | None) -> None:
+    tiny_spec.write_text(
+        tiny_spec.read_text().replace("      - precision: int8\n", f"      - precision: int8\n        target: {target}\n        build: {build}\n")
+    )
+    if error is None:
+        assert load_spec(tiny_spec).resolved()[1].variant.build is not None
+    else:
+        with pytest.raises(SpecError, match=error):
+            load_spec(tiny_spec)
