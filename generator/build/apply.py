@@ -17,9 +17,9 @@ import numpy as np
 
 from ..calibrate.cache import CalibrationCache, parse_cache
 from ..errors import GeneratorError
+from ..fileio import atomic_write_bytes
 from . import trt_api
 from .calibrator import make_calibrator
-from .files import atomic_write_bytes
 from .plan import BuildPlan
 from .tensorrt_env import version_tuple
 

@@ -1,8 +1,9 @@
 """`build_variant(rv, source) -> Artifact`: the deployable model file of one variant.
 
 CPU targets (python-onnxruntime, onnxruntime) need no TensorRT: fp32 serves the source ONNX as is,
-fp16 an FP16 copy (onnxconverter-common), int8 the Q/DQ ONNX from the quantize stage. The tensorrt
-target builds a plan with the installed TensorRT (`plan.builder_plan` decides, `apply.apply_plan`
+fp16 an FP16 copy (onnxconverter-common), int8 the quantize stage's Q/DQ ONNX rewritten for
+onnxruntime's integer kernels (model_int8_ort.onnx, see ort_int8.py; as is with build.ort_int8: off).
+The tensorrt target builds a plan with the installed TensorRT (`plan.builder_plan` decides, `apply.apply_plan`
 calls TensorRT), writes `model.plan.json` (its signature, read back from the engine) and
 `reproduce.sh` beside it, and a manifest; it rebuilds only when the manifest would change.
 """
@@ -19,11 +20,11 @@ import numpy as np
 
 from ..artifacts import Artifact
 from ..errors import GeneratorError
+from ..fileio import atomic_write_bytes
 from ..render.sidecar import engine_signature_from_json, sidecar_path, write_engine_signature
 from ..signature import read_onnx_signature
 from ..spec import BuildSettings, ResolvedVariant
 from .apply import apply_plan
-from .files import atomic_write_bytes
 from .fp16 import convert_to_fp16
 from .inspect import deserialize, engine_signature
 from .manifest import describe_change, file_entry, is_up_to_date, new_manifest, write_manifest
@@ -62,7 +63,11 @@ def build_variant(
 
 
 def onnx_artifact(rv: ResolvedVariant, source: Path, *, force: bool = False) -> Artifact:
-    """The ONNX file a CPU variant serves; fp16 converts once and reuses the copy while unchanged."""
+    """The ONNX file a CPU variant serves; fp16 and int8 convert once and reuse the copy while unchanged."""
+    if rv.precision == "int8":
+        from .ort_int8 import ort_int8_artifact  # the Q/DQ model rewritten for ORT's integer kernels
+
+        return ort_int8_artifact(rv, source, force=force)
     if rv.precision != "fp16":
         return Artifact(rv.name, "onnx", source, read_onnx_signature(source))
     from onnxconverter_common import __version__ as converter_version
@@ -93,8 +98,10 @@ def plan_artifact(
     calibration_batches: Iterable[Mapping[str, np.ndarray]] | None = None,
 ) -> Artifact:
     """Build a TensorRT plan with the given `trt` module (real, or a double in tests)."""
-    if calibration_cache is None and rv.variant.calibration is not None:  # where `trgen calibrate` writes it
-        calibration_cache = rv.variant.calibration.cache or rv.workdir / "calibration" / "calibration.cache"
+    if calibration_cache is None:
+        from ..calibrate.run import variant_cache_path
+
+        calibration_cache = variant_cache_path(rv)  # where `trgen calibrate` writes it
     plan = builder_plan(
         rv, trt.__version__, source=source, onnx_signature=read_onnx_signature(source),
         calibration_cache=calibration_cache,

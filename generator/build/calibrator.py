@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import GeneratorError
+from ..fileio import atomic_write_bytes
 from .cuda_mem import DeviceMemory, device_memory
-from .files import atomic_write_bytes
 
 Batch = Mapping[str, np.ndarray]
 BASES = {  # cache header algorithm -> TensorRT calibrator class

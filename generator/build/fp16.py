@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from ..errors import GeneratorError
-from .files import atomic_write_bytes
+from ..fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from .files import atomic_write_text, sha256_file
+from ..fileio import atomic_write_text, sha256_file
 
 FORMAT = "trgen-build-manifest"
 VERSION = 1

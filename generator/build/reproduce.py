@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shlex
 
-from .files import atomic_write_text
+from ..fileio import atomic_write_text
 from .plan import BuildPlan, InputShapes
 
 _FLAGS = {"FP16": "--fp16", "INT8": "--int8", "VERSION_COMPATIBLE": "--versionCompatible"}

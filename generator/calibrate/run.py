@@ -51,12 +51,19 @@ class CalibrationResult:
 
 
 def calibrate_variant(rv: ResolvedVariant, *, force: bool = False, progress: bool = True) -> CalibrationResult:
-    """Calibrate an int8 variant on the tensors the Q/DQ placement needs (skipped when nothing changed)."""
+    """Calibrate an int8 variant on the tensors it needs (skipped when nothing changed).
+
+    Those are the Q/DQ placement's tensors and, for a variant that serves an onnxruntime INT8 model
+    (onnxruntime targets unless build.ort_int8 is off), the Conv outputs no Q/DQ scale reaches, so
+    that onnxruntime can run those Convs in integer kernels too (`build.ort_int8`). The Q/DQ writer
+    and TensorRT use only the placement's tensors; the extra ones follow them in the cache.
+    """
     calibration = rv.variant.calibration
     if calibration is None:
         raise GeneratorError(f"variant {rv.name!r} is {rv.precision}: only int8 variants are calibrated")
     model_path = Path(rv.model.onnx)
     model = load_model(model_path)
+    from ..build.ort_int8 import ort_calibration_tensors
     from ..quantize.placement import activation_tensors
 
     return calibrate_model(
@@ -64,11 +71,21 @@ def calibrate_variant(rv: ResolvedVariant, *, force: bool = False, progress: boo
         calibration,
         rv.workdir / "calibration",
         variant=rv.name,
-        tensors=activation_tensors(model),
+        tensors=activation_tensors(model) + ort_calibration_tensors(rv, model),
         model=model,
         force=force,
         progress=progress,
     )
+
+
+def variant_cache_path(rv: ResolvedVariant) -> Path | None:
+    """Where `calibrate_variant` writes the variant's calibration cache; None for variants it does not calibrate."""
+    calibration = rv.variant.calibration
+    if calibration is None:
+        return None
+    if calibration.cache is not None:
+        return Path(calibration.cache)
+    return rv.workdir / "calibration" / "calibration.cache"
 
 
 def load_model(path: Path) -> "onnx.ModelProto":

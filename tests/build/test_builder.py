@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import onnx
 import pytest
 
 from generator.build import build_variant
@@ -13,6 +14,8 @@ from generator.build.builder import plan_artifact
 from generator.build.manifest import manifest_path
 from generator.build.tensorrt_env import GpuInfo, load_tensorrt
 from generator.errors import GeneratorError
+from generator.quantize.placement import activation_tensors
+from generator.quantize.qdq import quantize_model
 from generator.render.sidecar import engine_signature_from_json
 from generator.signature import TensorSig, read_onnx_signature
 from tests.build.conftest import CALIBRATION, SpecFactory, only
@@ -23,15 +26,22 @@ GPU = GpuInfo("Test GPU", "9.0")
 
 
 # -- CPU targets -----------------------------------------------------------------------------------
-def test_cpu_fp32_and_int8_serve_their_source_as_is(make_spec: SpecFactory, tmp_path: Path) -> None:
-    spec = make_spec("{precision: fp32}\n{precision: int8, " + CALIBRATION + "}")
-    fp32, int8 = spec.resolved()
+def test_cpu_fp32_serves_its_source_and_int8_the_ort_copy_unless_off(make_spec: SpecFactory, tmp_path: Path) -> None:
+    spec = make_spec(
+        "{precision: fp32}\n{precision: int8, " + CALIBRATION + "}\n"
+        "{name: tiny_int8_qdq, precision: int8, build: {ort_int8: 'off'}, " + CALIBRATION + "}"
+    )
+    fp32, int8, int8_off = spec.resolved()
     artifact = build_variant(fp32, fp32.model.onnx)
     assert (artifact.kind, artifact.model_file, artifact.variant) == ("onnx", fp32.model.onnx, "tiny_fp32")
     assert artifact.signature == read_onnx_signature(fp32.model.onnx)
-    qdq = tmp_path / "qdq.onnx"
-    qdq.write_bytes(fp32.model.onnx.read_bytes())  # stands in for the quantize stage's output file
-    assert build_variant(int8, qdq).model_file == qdq
+    qdq = tmp_path / "qdq.onnx"  # stands in for the quantize stage's output file
+    model = onnx.load(str(fp32.model.onnx))
+    qdq.write_bytes(quantize_model(model, dict.fromkeys(activation_tensors(model), 1.0)).model.SerializeToString())
+    artifact = build_variant(int8, qdq)
+    assert (artifact.kind, artifact.model_file) == ("onnx", int8.workdir / "model_int8_ort.onnx")
+    assert artifact.signature == read_onnx_signature(qdq)
+    assert build_variant(int8_off, qdq).model_file == qdq  # build.ort_int8: off serves the Q/DQ model as is
 
 
 def test_cpu_fp16_converts_once_and_reuses_the_copy(make_spec: SpecFactory) -> None:

@@ -21,13 +21,18 @@ pytestmark = pytest.mark.skipif(
 def test_example_calibrates(tmp_path: Path) -> None:
     import onnx
 
+    from generator.build.ort_qdq import ort_extra_tensors
     from generator.quantize.placement import activation_tensors
     from generator.spec import load_spec
 
     (rv,) = [r for r in load_spec(EXAMPLE).resolved() if r.precision == "int8"]
     rv = dataclasses.replace(rv, workdir=tmp_path / rv.name)
     result = calibrate_variant(rv, progress=False)
-    tensors = activation_tensors(onnx.load(str(rv.model.onnx)))
+    model = onnx.load(str(rv.model.onnx))
+    # python-onnxruntime: the placement's tensors, then the residual Conv output the ORT INT8 model quantizes too
+    extra = ort_extra_tensors(model)
+    assert extra == ["/block/conv2/conv2.0/Conv_output_0"]
+    tensors = activation_tensors(model) + extra
     assert list(result.amax) == tensors
     check_cache_matches(read_cache(result.cache_path), tensors)
     manifest = json.loads(result.manifest_path.read_text())
