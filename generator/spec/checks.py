@@ -20,6 +20,7 @@ def check_spec(spec: Spec, path: Path, line_of: LineOf) -> None:
 
     model_names: set[str] = set()
     variant_names: dict[str, tuple[str | int, ...]] = {}
+    caches: dict[Path, str] = {}
     for m, model in enumerate(spec.models):
         if model.name in model_names:
             fail(("models", m, "name"), f"duplicate model name {model.name!r}")
@@ -29,6 +30,12 @@ def check_spec(spec: Spec, path: Path, line_of: LineOf) -> None:
             if name in variant_names:
                 fail(("models", m, "variants", v), f"two variants are both named {name!r}: give one an explicit 'name'")
             variant_names[name] = ("models", m, "variants", v)
+            cache = variant.calibration.cache if variant.calibration is not None else None
+            if cache is not None:
+                if cache in caches:  # each variant observes its own tensors: they would overwrite each other
+                    fail(("models", m, "variants", v, "calibration", "cache"),
+                         f"variant {caches[cache]!r} writes the same calibration cache: give each its own file")
+                caches[cache] = name
             _check_batching(spec, m, v, fail)
         for p, profile in enumerate(model.profiles):
             for input_name, shapes in profile.items():

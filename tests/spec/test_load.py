@@ -149,3 +149,14 @@ def test_build_fields_match_the_target(tiny_spec: Path, target: str, build: str,
     else:
         with pytest.raises(SpecError, match=error):
             load_spec(tiny_spec)
+
+
+def test_two_variants_cannot_share_a_calibration_cache(tiny_spec: Path) -> None:
+    int8 = "      - precision: int8\n        calibration:\n"
+    text = tiny_spec.read_text().replace(int8, int8 + "          cache: shared.cache\n")
+    second = "      - precision: int8\n        target: onnxruntime\n        calibration:\n          cache: shared.cache\n" \
+             "          data: {kind: arrays, path: data.npz}\n"
+    tiny_spec.write_text(text + second)
+    with pytest.raises(SpecError, match="'tiny_int8' writes the same calibration cache") as info:
+        load_spec(tiny_spec)
+    assert info.value.field == "models[0].variants[2].calibration.cache"
