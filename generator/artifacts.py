@@ -26,3 +26,8 @@ class Artifact:
     model_file: Path
     signature: Signature
     cc_model_files: tuple[tuple[str, Path], ...] = ()
+
+
+def cc_plan_name(compute_capability: str) -> str:
+    """'8.0' -> 'model_sm80.plan': the build stage writes it, Triton's cc_model_filenames entry names it."""
+    return f"model_sm{compute_capability.replace('.', '')}.plan"

@@ -117,7 +117,7 @@ def run(
     comparison = None
     with server as handle:
         log.info("== 6/7 compare INT8 with FP32 on the evaluation set")
-        comparison = compare_spec(spec, handle, pairs, skipped=skipped, progress=progress)
+        comparison = compare_spec(handle, pairs, skipped=skipped, progress=progress)
         log.info("%s", comparison.summary())
         if bench:
             log.info("== 7/7 load test (%s)", ", ".join(names))

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import GeneratorError
+
+if TYPE_CHECKING:
+    import onnx
 
 # dtype short name (spec) -> (Triton TYPE_*, numpy dtype, ONNX TensorProto enum value)
 DTYPES: dict[str, tuple[str, str, int]] = {
@@ -65,9 +69,6 @@ class TensorSig:
     dtype: str
     shape: tuple[int, ...]
 
-    def dims_without_batch(self) -> tuple[int, ...]:
-        return self.shape[1:]
-
 
 @dataclass(frozen=True)
 class Signature:
@@ -76,40 +77,31 @@ class Signature:
     # TensorRT engines: per profile, input name -> (min, opt, max) full shapes
     profiles: tuple[dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]], ...] = field(default=())
 
-    def input(self, name: str) -> TensorSig:
-        return _find(self.inputs, name, "input")
 
-    def output(self, name: str) -> TensorSig:
-        return _find(self.outputs, name, "output")
+def load_onnx(path: str | Path, *, hint: str | None = "re-export it", external_data: bool = True) -> "onnx.ModelProto":
+    """Load an ONNX model; a broken or missing file is a one-line GeneratorError ending with `hint`."""
+    import onnx
 
-    def batch_dynamic(self) -> bool:
-        """True when every input and output has a dynamic first dimension (Triton batching possible)."""
-        return all(t.shape and t.shape[0] == -1 for t in (*self.inputs, *self.outputs))
-
-
-def _find(tensors: tuple[TensorSig, ...], name: str, kind: str) -> TensorSig:
-    for tensor in tensors:
-        if tensor.name == name:
-            return tensor
-    known = ", ".join(t.name for t in tensors)
-    raise GeneratorError(f"the model has no {kind} named {name!r} (it has: {known})")
+    try:
+        return onnx.load(str(path), load_external_data=external_data)
+    except Exception as exc:  # onnx raises DecodeError, OSError, ValueError, ... for bad files
+        why = f"not a loadable ONNX model ({exc.__class__.__name__})"
+        raise GeneratorError(f"{why}: {hint}" if hint else why, where=Path(path)) from None
 
 
 def read_onnx_signature(path: str | Path) -> Signature:
-    """Read graph inputs (excluding initializers) and outputs; symbolic or unknown dims become -1."""
-    import onnx
+    """The signature of the ONNX file at `path` (read without its external weights)."""
+    return onnx_signature(load_onnx(path, hint=None, external_data=False), where=path)
 
-    path = Path(path)
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise GeneratorError(f"not a loadable ONNX model ({exc.__class__.__name__})", where=path) from None
+
+def onnx_signature(model: "onnx.ModelProto", *, where: str | Path) -> Signature:
+    """Graph inputs (excluding initializers) and outputs; symbolic or unknown dims become -1."""
     initializers = {init.name for init in model.graph.initializer}
 
     def sig(value: "onnx.ValueInfoProto") -> TensorSig:
         tensor_type = value.type.tensor_type
         dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in tensor_type.shape.dim)
-        return TensorSig(value.name, dtype_from_onnx(tensor_type.elem_type, where=f"{path}: {value.name}"), dims)
+        return TensorSig(value.name, dtype_from_onnx(tensor_type.elem_type, where=f"{where}: {value.name}"), dims)
 
     inputs = tuple(sig(v) for v in model.graph.input if v.name not in initializers)
     outputs = tuple(sig(v) for v in model.graph.output)

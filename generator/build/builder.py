@@ -18,17 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import Artifact
+from ..artifacts import Artifact, cc_plan_name
 from ..errors import GeneratorError
 from ..fileio import atomic_write_bytes
 from ..render.sidecar import engine_signature_from_json, sidecar_path, write_engine_signature
-from ..signature import read_onnx_signature
-from ..spec import BuildSettings, ResolvedVariant
+from ..signature import Signature, read_onnx_signature
+from ..spec import ResolvedVariant
 from .apply import apply_plan
 from .fp16 import convert_to_fp16
 from .inspect import deserialize, engine_signature
 from .manifest import describe_change, file_entry, is_up_to_date, new_manifest, write_manifest
-from .plan import FP16_ONNX, BuildPlan, builder_plan, cc_plan_name
+from .plan import FP16_ONNX, BuildPlan, builder_plan
 from .reproduce import write_reproduce_script
 from .tensorrt_env import GpuInfo, gpu_info, load_tensorrt
 
@@ -73,7 +73,7 @@ def onnx_artifact(rv: ResolvedVariant, source: Path, *, force: bool = False) -> 
     from onnxconverter_common import __version__ as converter_version
 
     dest = rv.workdir / FP16_ONNX
-    keep_io_types = (rv.variant.build or BuildSettings()).keep_io_types
+    keep_io_types = rv.build.keep_io_types
     expected = new_manifest(
         rv.name, "onnx", inputs={"onnx": file_entry(source)}, keep_io_types=keep_io_types,
         onnxconverter_common=converter_version,
@@ -102,8 +102,9 @@ def plan_artifact(
         from ..calibrate.run import variant_cache_path
 
         calibration_cache = variant_cache_path(rv)  # where `trgen calibrate` writes it
+    onnx_sig = read_onnx_signature(source)
     plan = builder_plan(
-        rv, trt.__version__, source=source, onnx_signature=read_onnx_signature(source),
+        rv, trt.__version__, source=source, onnx_signature=onnx_sig,
         calibration_cache=calibration_cache,
         compute_capability=None if gpu.compute_capability == "unknown" else gpu.compute_capability,
     )
@@ -118,7 +119,7 @@ def plan_artifact(
             convert_to_fp16(plan.fp16_from, plan.network_onnx, keep_io_types=plan.keep_io_types)
         write_reproduce_script(plan)  # first, so it is there to try by hand when the build fails
         if plan.calibrator == "tensorrt" and calibration_batches is None:
-            calibration_batches = _calibration_batches(rv, source)
+            calibration_batches = _calibration_batches(rv, onnx_sig)
         started = time.monotonic()
         engine = apply_plan(trt, plan, plan.network_onnx, calibration_batches=calibration_batches)
         vc = "VERSION_COMPATIBLE" in plan.builder_flags
@@ -129,14 +130,14 @@ def plan_artifact(
     return Artifact(rv.name, "plan", plan.plan_file, signature, cc_model_files=_cc_model_files(rv))
 
 
-def _calibration_batches(rv: ResolvedVariant, source: Path) -> Iterable[Mapping[str, np.ndarray]]:
+def _calibration_batches(rv: ResolvedVariant, signature: Signature) -> Iterable[Mapping[str, np.ndarray]]:
     """The variant's calibration data, for TensorRT's own calibrator (build.trt_calibrates)."""
     from ..calibrate.data import load_batches
 
     calibration = rv.variant.calibration
     assert calibration is not None  # int8 variants always have one
     batches = load_batches(
-        calibration.data, read_onnx_signature(source), batch_size=calibration.batch_size, limit=calibration.samples
+        calibration.data, signature, batch_size=calibration.batch_size, limit=calibration.samples
     )
     return (batch.inputs for batch in batches)
 
@@ -154,7 +155,7 @@ def _plan_manifest(rv: ResolvedVariant, plan: BuildPlan, gpu: GpuInfo) -> dict[s
 
 def _cc_model_files(rv: ResolvedVariant) -> tuple[tuple[str, Path], ...]:
     """Plans of the listed compute capabilities that exist (built here or copied from other GPUs)."""
-    wanted = (rv.variant.build or BuildSettings()).compute_capabilities
+    wanted = rv.build.compute_capabilities
     found = tuple((cc, rv.workdir / cc_plan_name(cc)) for cc in wanted if (rv.workdir / cc_plan_name(cc)).is_file())
     missing = [cc for cc in wanted if cc not in dict(found)]
     if missing:

@@ -11,19 +11,16 @@ from pathlib import Path
 
 from ..errors import GeneratorError
 from ..fileio import atomic_write_bytes
+from ..signature import load_onnx
 
 log = logging.getLogger(__name__)
 
 
 def convert_to_fp16(source: Path, dest: Path, *, keep_io_types: bool) -> Path:
     """Write an FP16 copy of `source` to `dest` atomically; I/O stay float32 when `keep_io_types`."""
-    import onnx
     from onnxconverter_common import float16
 
-    try:
-        model = onnx.load(str(source))
-    except Exception as exc:  # onnx raises DecodeError, OSError, ValueError ... for bad files
-        raise GeneratorError(f"not a loadable ONNX model ({exc.__class__.__name__}): re-export it", where=source) from None
+    model = load_onnx(source)
     try:
         converted = float16.convert_float_to_float16(model, keep_io_types=keep_io_types)
     except Exception as exc:  # the converter raises plain exceptions on unsupported graphs

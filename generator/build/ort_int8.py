@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..artifacts import Artifact
-from ..errors import GeneratorError
 from ..fileio import atomic_write_bytes
-from ..signature import read_onnx_signature
-from ..spec import BuildSettings, ResolvedVariant
+from ..signature import load_onnx, read_onnx_signature
+from ..spec import ResolvedVariant
 from .builder import CPU_TARGETS
 from .manifest import describe_change, file_entry, is_up_to_date, new_manifest, write_manifest
 from .ort_qdq import TRANSFORM_REVISION, Encoding, OrtInt8Result, needs_scale, optimize_for_ort, ort_extra_tensors
@@ -45,7 +44,7 @@ def ort_int8_encoding(rv: ResolvedVariant) -> Encoding | None:
     """
     if rv.precision != "int8" or rv.target not in CPU_TARGETS:
         return None
-    mode = (rv.variant.build or BuildSettings()).ort_int8
+    mode = rv.build.ort_int8
     return None if mode == "off" else Encoding(mode)
 
 
@@ -117,13 +116,7 @@ def _extra_amax(rv: ResolvedVariant, wanted: list[str]) -> dict[str, float]:
 
 
 def _load(source: Path) -> "onnx.ModelProto":
-    import onnx
-
-    try:
-        return onnx.load(str(source))
-    except Exception as exc:  # DecodeError, missing external data, ...
-        raise GeneratorError(f"not a loadable ONNX model ({exc.__class__.__name__}): re-run `trgen quantize`",
-                             where=source) from None
+    return load_onnx(source, hint="re-run `trgen quantize`")
 
 
 def _write(

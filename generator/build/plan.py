@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ..artifacts import cc_plan_name
 from ..calibrate.cache import algorithm_for
 from ..errors import GeneratorError
 from ..signature import Signature, TensorSig
@@ -83,7 +84,7 @@ def builder_plan(
     `source` is the FP32 ONNX (fp32/fp16) or the Q/DQ ONNX (int8 explicit); `onnx_signature` its
     inputs/outputs (the Q/DQ model has the same). Implicit INT8 builds from the spec's FP32 model.
     """
-    settings = rv.variant.build or BuildSettings()
+    settings = rv.build
     where = f"variant {rv.name}"
     strongly_typed = is_strongly_typed_only(trt_version)
     network, fp16_from = Path(source), None
@@ -155,11 +156,6 @@ def plan_file_name(settings: BuildSettings, compute_capability: str | None, *, w
             where=where,
         )
     return cc_plan_name(compute_capability)
-
-
-def cc_plan_name(compute_capability: str) -> str:
-    """'8.0' -> 'model_sm80.plan' (the file Triton's cc_model_filenames entry points at)."""
-    return f"model_sm{compute_capability.replace('.', '')}.plan"
 
 
 def plan_profiles(rv: ResolvedVariant, signature: Signature) -> tuple[tuple[InputShapes, ...], ...]:

@@ -37,7 +37,7 @@ def verify_variant(rv: ResolvedVariant, artifact: Artifact, *, trt: Any = None) 
     else:
         from .tensorrt_env import load_tensorrt
 
-        version_compatible = rv.variant.build is not None and rv.variant.build.version_compatible
+        version_compatible = rv.build.version_compatible
         candidate = EngineRunner(
             trt or load_tensorrt(), artifact.model_file, artifact.signature, version_compatible=version_compatible
         )

@@ -37,19 +37,6 @@ class Histogram:
         self.total = 0
         self._zeros = 0  # values seen while every value so far was 0 (no width yet)
 
-    @classmethod
-    def from_counts(cls, counts: np.ndarray, width: float, *, amax: float | None = None) -> "Histogram":
-        """A histogram with given counts (for tests and for calibrating stored histograms)."""
-        hist = cls(len(counts))
-        hist.counts = np.asarray(counts, dtype=np.int64).copy()
-        hist.width = float(width)
-        hist.total = int(hist.counts.sum())
-        nonzero = np.flatnonzero(hist.counts)
-        top = (nonzero[-1] + 1) * width if len(nonzero) else 0.0
-        hist.amax = float(amax) if amax is not None else float(top)
-        hist.min, hist.max = (0.0, hist.amax) if hist.total else (np.inf, -np.inf)
-        return hist
-
     @property
     def edges(self) -> np.ndarray:
         return np.arange(len(self.counts) + 1, dtype=np.float64) * self.width

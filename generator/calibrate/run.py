@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import GeneratorError
 from ..fileio import staged_dir
-from ..signature import Signature, TensorSig, read_onnx_signature
+from ..signature import Signature, TensorSig, load_onnx, onnx_signature
 from ..spec.model import ResolvedVariant
 from ..spec.stages import Calibration
 from . import cache as trt_cache
@@ -89,12 +89,7 @@ def variant_cache_path(rv: ResolvedVariant) -> Path | None:
 
 
 def load_model(path: Path) -> "onnx.ModelProto":
-    import onnx
-
-    try:
-        return onnx.load(str(path))
-    except Exception as exc:  # DecodeError, ValueError, missing external data, ...
-        raise GeneratorError(f"not a loadable ONNX model ({exc.__class__.__name__}): re-export it", where=path) from None
+    return load_onnx(path)
 
 
 def calibrate_model(
@@ -127,9 +122,10 @@ def calibrate_model(
         log.info("%s: calibration is up to date (%s); use --force to redo it", variant, result.manifest_path)
         return dataclasses.replace(result, amax=stored, skipped=True)
 
-    signature = read_onnx_signature(model_path)
-    batches = _batches(calibration, signature, variant=variant, progress=progress)
-    histograms, samples = collect_histograms(model if model is not None else load_model(model_path), tensors, batches, where=model_path)
+    if model is None:
+        model = load_model(model_path)
+    batches = _batches(calibration, onnx_signature(model, where=model_path), variant=variant, progress=progress)
+    histograms, samples = collect_histograms(model, tensors, batches, where=model_path)
     amax_settings = AmaxSettings.from_spec(calibration)
     results = {name: compute_amax(histograms[name], amax_settings) for name in tensors}
     amax = {name: r.amax for name, r in results.items()}

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 from pathlib import Path
 
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK, GeneratorError
+from ..fileio import atomic_write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,22 +56,8 @@ def _compare(args: argparse.Namespace) -> int:
     report = run_compare(spec, url=args.url, model=args.model, progress=not args.no_progress)
     print(report.summary())
     if args.json_path is not None:
-        write_json(args.json_path, report.to_dict())
+        atomic_write_json(args.json_path, report.to_dict())
     if not report:
         print("FAILED: " + "; ".join(report.failures()))
         return EXIT_CHECK_FAILED
     return EXIT_OK
-
-
-def write_json(path: Path, data: object) -> None:
-    """Write beside the target, then rename: never a half-written report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

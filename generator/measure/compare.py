@@ -347,7 +347,7 @@ def _samples(errors: Mapping[str, ErrorAccumulator]) -> int:
 
 
 def compare_spec(
-    spec: Spec, handle: ServerHandle, pairs: Sequence[tuple[ResolvedVariant, ResolvedVariant]],
+    handle: ServerHandle, pairs: Sequence[tuple[ResolvedVariant, ResolvedVariant]],
     *, skipped: Sequence[str] = (), progress: bool = True,
 ) -> ComparisonReport:
     """Compare each pair on its model's evaluation set (same data pipeline as calibration)."""
@@ -375,10 +375,10 @@ def run_compare(spec: Spec, *, url: str | None = None, model: str | None = None,
     names = list(dict.fromkeys(rv.name for pair in pairs for rv in pair))
     if url is not None:
         handle = ServerHandle.external(url, names)
-        return compare_spec(spec, handle, pairs, skipped=skipped, progress=progress)
+        return compare_spec(handle, pairs, skipped=skipped, progress=progress)
     from .. import pipeline
     from ..serve import EmbeddedServer
 
     repository = pipeline.prepare_repository(spec)
     with EmbeddedServer(repository.path, names) as handle:
-        return compare_spec(spec, handle, pairs, skipped=skipped, progress=progress)
+        return compare_spec(handle, pairs, skipped=skipped, progress=progress)

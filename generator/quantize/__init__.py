@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import GeneratorError
-from ..fileio import atomic_write_bytes
+from ..fileio import atomic_write_bytes, atomic_write_json
 
 if TYPE_CHECKING:
     import onnx
@@ -98,7 +98,7 @@ def sensitivity_variant(
     Writes sensitivity_<mode>.json and .png under rv.workdir / "sensitivity" (JSON also to json_path).
     """
     from .evaluate import Evaluator
-    from .report import ranking_json, ranking_plot, write_json
+    from .report import ranking_json, ranking_plot
     from .sensitivity import fallback, rank
 
     settings = _calibration_settings(rv)
@@ -116,9 +116,9 @@ def sensitivity_variant(
         "keep_float": keep, **ranking_json(ranking, found),
     }
     default_json = out_dir / f"sensitivity_{mode}.json"
-    write_json(default_json, data)
+    atomic_write_json(default_json, data)
     if json_path is not None:
-        write_json(json_path, data)
+        atomic_write_json(json_path, data)
     plot = out_dir / f"sensitivity_{mode}.png"
     ranking_plot(ranking, plot)
     return SensitivityResult(ranking, found, tuple(keep), json_path or default_json, plot)
@@ -212,12 +212,9 @@ def _calibration_settings(rv: "ResolvedVariant") -> "Calibration":
 
 
 def _load(path: Path) -> "onnx.ModelProto":
-    import onnx
+    from ..signature import load_onnx
 
-    try:
-        return onnx.load(str(path))
-    except Exception as exc:  # DecodeError, OSError, ...
-        raise GeneratorError(f"cannot load the ONNX model ({exc.__class__.__name__}): re-export it", where=path) from None
+    return load_onnx(path)
 
 
 __all__ = ["QDQ_FILENAME", "QuantizedModel", "SensitivityResult", "check_variant", "load_evalset", "quantize_variant",

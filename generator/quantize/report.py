@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_write_bytes, atomic_write_json
+from ..fileio import atomic_write_bytes
 from .sensitivity import Fallback, Ranking
 
 
@@ -47,10 +47,6 @@ def ranking_json(ranking: Ranking, fallback: Fallback | None = None) -> dict[str
             "steps": [{"kept": s.kept, "drop": s.drop, **asdict(s.score)} for s in fallback.steps],
         }
     return data
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    atomic_write_json(path, data)
 
 
 def ranking_plot(ranking: Ranking, path: Path) -> None:

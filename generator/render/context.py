@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import Artifact
+from ..artifacts import Artifact, cc_plan_name
 from ..errors import GeneratorError
 from ..spec import ResolvedVariant
 from ..spec.triton import DynamicBatching, Optimization, TritonSettings, VersionPolicy, WarmupSample
@@ -70,7 +70,7 @@ def cc_model_files(artifact: Artifact) -> list[tuple[str, str, Path]]:
     for cc, path in artifact.cc_model_files:
         if not _CC.match(cc):
             raise GeneratorError(f"compute capability {cc!r} must look like '8.0'", where=f"variant {artifact.variant}")
-        out.append((cc, f"model_sm{cc.replace('.', '')}.plan", path))
+        out.append((cc, cc_plan_name(cc), path))
     return out
 
 

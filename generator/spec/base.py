@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
 
@@ -50,8 +50,3 @@ SpecPath = Annotated[Path, AfterValidator(_resolve)]
 
 ExistingPath = Annotated[Path, AfterValidator(_resolve), AfterValidator(_must_exist)]
 """A spec path that must already exist when the spec is loaded."""
-
-
-def set_fields(model: BaseModel) -> dict[str, Any]:
-    """The fields the user wrote explicitly (so layered settings can override field by field)."""
-    return {name: getattr(model, name) for name in model.model_fields_set}

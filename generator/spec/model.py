@@ -144,3 +144,8 @@ class ResolvedVariant:
     @property
     def target(self) -> str:
         return self.variant.target
+
+    @property
+    def build(self) -> BuildSettings:
+        """The variant's build settings (the defaults when the spec has no build block)."""
+        return self.variant.build or BuildSettings()
