@@ -14,7 +14,6 @@ import numpy as np
 from ..artifacts import Artifact
 from ..errors import GeneratorError
 from ..measure.compare import PairComparison, PairStats
-from ..signature import read_onnx_signature
 from ..spec import ResolvedVariant
 from .runner import EngineRunner, OnnxRunner
 
@@ -24,7 +23,7 @@ def verify_variant(rv: ResolvedVariant, artifact: Artifact, *, trt: Any = None) 
 
     `trt`: the tensorrt module for plan artifacts (default: the installed one).
     """
-    from ..calibrate.data import load_batches
+    from ..calibrate.data import evaluation_batches
 
     evaluation = rv.model.evaluation
     if evaluation is None:
@@ -45,8 +44,7 @@ def verify_variant(rv: ResolvedVariant, artifact: Artifact, *, trt: Any = None) 
         raise GeneratorError(f"{rv.name} has outputs {candidate.outputs} but the FP32 model has {reference.outputs}")
 
     stats = PairStats(reference.outputs)
-    signature = read_onnx_signature(rv.model.onnx)
-    for batch in load_batches(evaluation.data, signature, batch_size=evaluation.batch_size, limit=evaluation.samples):
+    for batch in evaluation_batches(rv.model):
         candidate_out = {name: np.asarray(value, dtype=np.float32) for name, value in candidate(batch.inputs).items()}
         stats.update(reference(batch.inputs), candidate_out, batch.labels)
     return stats.judge(

@@ -26,8 +26,9 @@ from typing import IO, Any
 import numpy as np
 
 from ..errors import GeneratorError
-from ..signature import Signature, TensorSig, numpy_dtype
+from ..signature import Signature, TensorSig, numpy_dtype, read_onnx_signature
 from ..spec.data import ArraysSource, CallableSource, ImagesSource, Preprocessing
+from ..spec.model import ModelSpec
 
 Chunk = tuple[dict[str, np.ndarray], "np.ndarray | None"]
 """Some samples: input name -> array with the samples on axis 0, and their labels (or None)."""
@@ -42,6 +43,15 @@ class Batch:
 
     def __len__(self) -> int:
         return len(next(iter(self.inputs.values())))
+
+
+def evaluation_batches(model: ModelSpec) -> Iterator[Batch]:
+    """The model's evaluation set, batched and preprocessed as its `evaluation` block says."""
+    evaluation = model.evaluation
+    if evaluation is None:
+        raise GeneratorError(f"model {model.name!r} has no 'evaluation' block: add one (data and tolerances)")
+    signature = read_onnx_signature(model.onnx)
+    return load_batches(evaluation.data, signature, batch_size=evaluation.batch_size, limit=evaluation.samples)
 
 
 def load_batches(

@@ -351,15 +351,13 @@ def compare_spec(
     *, skipped: Sequence[str] = (), progress: bool = True,
 ) -> ComparisonReport:
     """Compare each pair on its model's evaluation set (same data pipeline as calibration)."""
-    from ..calibrate.data import load_batches
-    from ..signature import read_onnx_signature
+    from ..calibrate.data import evaluation_batches
 
     results = []
     for reference, candidate in pairs:
         evaluation = candidate.model.evaluation
         assert evaluation is not None  # comparison_pairs leaves such models out
-        signature = read_onnx_signature(candidate.model.onnx)
-        batches = load_batches(evaluation.data, signature, batch_size=evaluation.batch_size, limit=evaluation.samples)
+        batches = evaluation_batches(candidate.model)
         results.append(
             compare_pair(
                 handle, reference.name, candidate.name, batches, tolerances=evaluation.tolerances,
