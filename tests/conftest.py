@@ -11,8 +11,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_DIR = REPO_ROOT / "examples" / "mnist"
 
 
-def make_tiny_cnn(path: Path, *, seed: int = 0) -> Path:
-    """A real 1x8x8 -> 4-class CNN (Conv, Relu, Flatten, Gemm) with a dynamic batch dimension."""
+def make_tiny_cnn(
+    path: Path, *, seed: int = 0, classes: int = 4, log_first: bool = False, fixed_batch: int | None = None
+) -> Path:
+    """A real input [N,1,8,8] -> (Log) -> Conv -> Relu -> Flatten -> Gemm -> logits [N, classes] CNN.
+
+    The batch dimension is dynamic unless `fixed_batch` is given. With `log_first`, the Conv reads
+    Log(input) (named "logged"), so zero pixels give -inf there (for the NaN/Inf checks).
+    """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -20,20 +26,23 @@ def make_tiny_cnn(path: Path, *, seed: int = 0) -> Path:
     weights = [
         numpy_helper.from_array(rng.normal(0, 0.5, (4, 1, 3, 3)).astype(np.float32), "conv_w"),
         numpy_helper.from_array(rng.normal(0, 0.1, (4,)).astype(np.float32), "conv_b"),
-        numpy_helper.from_array(rng.normal(0, 0.2, (4, 4 * 8 * 8)).astype(np.float32), "fc_w"),
-        numpy_helper.from_array(rng.normal(0, 0.1, (4,)).astype(np.float32), "fc_b"),
+        numpy_helper.from_array(rng.normal(0, 0.2, (classes, 4 * 8 * 8)).astype(np.float32), "fc_w"),
+        numpy_helper.from_array(rng.normal(0, 0.1, (classes,)).astype(np.float32), "fc_b"),
     ]
-    nodes = [
-        helper.make_node("Conv", ["input", "conv_w", "conv_b"], ["conv"], pads=[1, 1, 1, 1], name="conv"),
+    nodes = [helper.make_node("Log", ["input"], ["logged"], name="log")] if log_first else []
+    nodes += [
+        helper.make_node("Conv", ["logged" if log_first else "input", "conv_w", "conv_b"], ["conv"],
+                         pads=[1, 1, 1, 1], name="conv"),
         helper.make_node("Relu", ["conv"], ["relu"], name="relu"),
         helper.make_node("Flatten", ["relu"], ["flat"], axis=1, name="flatten"),
         helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], transB=1, name="fc"),
     ]
+    batch: int | str = fixed_batch if fixed_batch is not None else "batch"
     graph = helper.make_graph(
         nodes,
         "tiny_cnn",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 8, 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 1, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, classes])],
         initializer=weights,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
