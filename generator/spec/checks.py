@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import SpecError
+from ..errors import GeneratorError, SpecError
 from .model import Spec
 
 LineOf = Callable[[tuple[str | int, ...]], tuple[int | None, str]]
@@ -73,9 +73,9 @@ def _check_batching(spec: Spec, m: int, v: int, fail: Callable[[tuple[str | int,
 
 
 def _check_onnx(path: Path, loc: tuple[str | int, ...], fail: Callable[[tuple[str | int, ...], str], None]) -> None:
-    import onnx  # deferred: only needed once a spec names a model
+    from ..signature import load_onnx  # deferred: onnx is only needed once a spec names a model
 
     try:
-        onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError, ValueError, ... for broken files
-        fail(loc, f"{path.name} is not a loadable ONNX model ({exc.__class__.__name__}): re-export it")
+        load_onnx(path, external_data=False)
+    except GeneratorError as exc:  # reported at the spec line that names the file
+        fail(loc, f"{path.name} is {exc.message}")
