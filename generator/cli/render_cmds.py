@@ -35,7 +35,7 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from ..render import validate_repository
+    from ..validation import validate_repository
 
     problems = validate_repository(args.repository)
     for problem in problems:

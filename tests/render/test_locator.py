@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from generator.render.locator import Key, Locator
+from generator.validation.locator import Key, Locator
 
 TEXT = """# a comment with { braces and "quotes"
 name: "m"  # trailing comment

@@ -11,6 +11,7 @@ from typing import Any
 
 from .locator import Key
 from .problems import Finding
+from .schema import pb2
 from .subject import ModelUnderCheck
 
 _CONSISTENT = {("onnxruntime_onnx", "onnxruntime"), ("tensorrt_plan", "tensorrt"), ("pytorch_libtorch", "pytorch")}
@@ -103,8 +104,7 @@ def _chunks(values: list[int]) -> list[int]:
 
 def dynamic_batching(m: ModelUnderCheck) -> Iterator[Finding]:
     """Preferred batch sizes > 0 and <= max_batch_size; preserve_ordering excludes a DELAY policy."""
-    from tritonclient.grpc import model_config_pb2
-
+    model_config_pb2 = pb2()
     batching = m.config.dynamic_batching
     mbs = m.config.max_batch_size
     for k, size in enumerate(batching.preferred_batch_size):
@@ -149,8 +149,7 @@ def tensorrt_only(m: ModelUnderCheck) -> Iterator[Finding]:
 
 def instance_groups(m: ModelUnderCheck) -> Iterator[Finding]:
     """KIND_CPU / KIND_MODEL groups list no gpus; profiles are non-negative integers."""
-    from tritonclient.grpc import model_config_pb2
-
+    model_config_pb2 = pb2()
     group_kind = model_config_pb2.ModelInstanceGroup.Kind
     for g, group in enumerate(m.config.instance_group):
         if group.kind in (group_kind.Value("KIND_CPU"), group_kind.Value("KIND_MODEL")) and group.gpus:

@@ -12,12 +12,12 @@ from typing import Any
 
 from ..signature import Signature, TensorSig, triton_type
 from .problems import Finding
+from .schema import pb2
 
 
 def match_signature(config: Any, sig: Signature, source: str, *, exact_outputs: bool) -> Iterator[Finding]:
     """Findings where `config` (a ModelConfig) disagrees with `sig`, read from the file `source`."""
-    from tritonclient.grpc import model_config_pb2
-
+    model_config_pb2 = pb2()
     type_name = model_config_pb2.DataType.Name
     batching = config.max_batch_size > 0
     for field, declared, actual in (("input", config.input, sig.inputs), ("output", config.output, sig.outputs)):

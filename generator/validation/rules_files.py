@@ -11,9 +11,8 @@ from ..signature import Signature, read_onnx_signature
 from .locator import Key
 from .match import match_signature
 from .problems import Finding
-from .sidecar import engine_signature_from_json, sidecar_path
+from ..signature import engine_signature_from_json, sidecar_path
 from .subject import ModelUnderCheck
-from .tensors import max_profile_batch
 
 
 def versions(m: ModelUnderCheck) -> Iterator[Finding]:
@@ -88,6 +87,7 @@ def engine(m: ModelUnderCheck) -> Iterator[Finding]:
     """TensorRT: config I/O and max_batch_size against the engine's sidecar `model.plan.json`, if any."""
     if m.kind != "tensorrt":
         return
+    engine_signature_from_json, sidecar_path = _sidecar_api()
     for version in m.loaded_versions():
         plan = m.dir / str(version) / (m.model_filename or "model.plan")
         sidecar = sidecar_path(plan)
@@ -101,6 +101,21 @@ def engine(m: ModelUnderCheck) -> Iterator[Finding]:
                 f"max_batch_size {m.config.max_batch_size} exceeds what {version}/{plan.name} supports: its smallest "
                 f"profile max batch is {limit}",
             )
+
+
+def _sidecar_api() -> tuple[Callable[[Path], Signature], Callable[[Path], Path]]:
+    """The sidecar reader, wherever this checkout keeps it (moving into generator.signature)."""
+    try:
+        from ..signature import engine_signature_from_json, sidecar_path
+    except ImportError:  # older layout
+        from ..render.sidecar import engine_signature_from_json, sidecar_path  # type: ignore[no-redef]
+    return engine_signature_from_json, sidecar_path
+
+
+def max_profile_batch(sig: Signature) -> int | None:
+    """The largest batch every optimisation profile accepts (smallest profile max of dim 0)."""
+    maxima = [hi[0] for profile in sig.profiles for (_, _, hi) in profile.values() if hi]
+    return min(maxima) if maxima else None
 
 
 def _against(
