@@ -92,7 +92,9 @@ def _write_qdq(model_path: Path, amax: dict[str, float], out: Path) -> None:
 def _ours(cfg: dict[str, Any], tmp: Path) -> tuple[float, float, Path, dict[str, float]]:
     """Our calibration. core: statistics + thresholds only (what ORT's calibrators do); total:
     calibrate_variant as users call it (also writes cache, manifest and the per-tensor report PNGs)."""
-    from generator.calibrate import AmaxSettings, calibrate_variant, compute_amax, load_batches
+    from generator.calibrate import AmaxSettings, compute_amax
+    from generator.pipeline import calibrate as calibrate_variant
+    from generator.data import load_batches
     from generator.calibrate.collect import collect_histograms
     from generator.calibrate.run import load_model
     from generator.quantize.placement import activation_tensors

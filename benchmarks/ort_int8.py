@@ -4,7 +4,7 @@ For each model (the bundled MNIST example and benchmarks/models/mobilenet_mnist.
 runs the trgen stages of a python-onnxruntime int8 variant (the example's calibration settings:
 entropy, 512 samples of examples/mnist/data/calibration.npz / 255): calibrate_variant,
 quantize_variant (the TensorRT-style Q/DQ model) and build_variant (the served onnxruntime model);
-derives the other rows with generator.build.ort_qdq, and measures every row with onnxruntime on the
+derives the other rows with generator.quantize.ort_rewrite, and measures every row with onnxruntime on the
 CPU, 1 intra-op thread (as the python backend runs it):
 
   fp32                    the source model
@@ -63,9 +63,9 @@ def _stages(name: str, model: Path, work: Path) -> tuple[Path, Path, dict[str, f
     the served model_int8_ort.onnx (build_variant) and the calibrated amax of the tensors `needs_scale` lists."""
     import onnx
 
-    from generator.build import build_variant
-    from generator.build.ort_qdq import needs_scale
-    from generator.calibrate import calibrate_variant
+    from generator.engine import build_variant
+    from generator.quantize.ort_rewrite import needs_scale
+    from generator.pipeline import calibrate as calibrate_variant
     from generator.quantize import quantize_variant
     from generator.spec import load_spec
 
@@ -86,7 +86,7 @@ def _stages(name: str, model: Path, work: Path) -> tuple[Path, Path, dict[str, f
 def _ort_variants(qdq: Path, artifact: Path, extra_amax: dict[str, float]) -> dict[str, Path]:
     import onnx
 
-    from generator.build.ort_qdq import Encoding, optimize_for_ort
+    from generator.quantize.ort_rewrite import Encoding, optimize_for_ort
 
     model = onnx.load(str(qdq))
     configs: dict[str, dict[str, Any]] = {

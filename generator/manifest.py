@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from ..fileio import atomic_write_text, sha256_file
+from . import __version__
+from .fileio import atomic_write_text, sha256_file
 
 FORMAT = "trgen-build-manifest"
 VERSION = 1

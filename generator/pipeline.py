@@ -8,8 +8,8 @@ follow one model from YAML to report in this file. Stages skip work whose inputs
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,10 +19,13 @@ from .errors import GeneratorError
 from .spec import ResolvedVariant, Spec
 
 if TYPE_CHECKING:  # stage result types, imported lazily at run time
+    from .calibrate import CalibrationResult
+    from .quantize import QuantizedModel
     from .measure.bench import BenchResult
     from .measure.compare import ComparisonReport
     from .measure.report import ReportPaths
     from .render import Repository
+    from .serve import ServerHandle
 
 log = logging.getLogger("trgen")
 
@@ -39,22 +42,30 @@ def select(spec: Spec, model: str | None = None) -> list[ResolvedVariant]:
     return chosen
 
 
-def source_model(rv: ResolvedVariant, *, force: bool = False, progress: bool = True) -> Path:
-    """Stage 1-2: the ONNX file a variant is built from: FP32 as given, or calibrated Q/DQ INT8."""
+def calibrate(rv: ResolvedVariant, *, force: bool = False, progress: bool = True) -> "CalibrationResult":
+    """Stage 1: the variant's thresholds, on the tensors its quantization needs."""
+    from .calibrate import calibrate_variant
+    from .quantize import calibration_tensors
+    from .signature import load_onnx
+
+    model = load_onnx(rv.model.onnx)
+    return calibrate_variant(rv, calibration_tensors(rv, model), model=model, force=force, progress=progress)
+
+
+def source_model(rv: ResolvedVariant, *, force: bool = False, progress: bool = True) -> "Path | QuantizedModel":
+    """Stages 1-2: what a variant is built from: the FP32 ONNX as given, or the calibrated Q/DQ INT8 model."""
     if rv.precision != "int8":
         return rv.model.onnx
-    from .calibrate import calibrate_variant
     from .quantize import quantize_variant
 
-    calibration = calibrate_variant(rv, force=force, progress=progress)
-    return quantize_variant(rv, calibration, progress=progress).path
+    return quantize_variant(rv, calibrate(rv, force=force, progress=progress), progress=progress)
 
 
 def build_artifacts(
     spec: Spec, *, model: str | None = None, force: bool = False, progress: bool = True
 ) -> dict[str, Artifact]:
     """Stage 3: one deployable model file per variant (ONNX for onnxruntime targets, plans for TensorRT)."""
-    from .build import build_variant
+    from .engine import build_variant
 
     artifacts: dict[str, Artifact] = {}
     for rv in select(spec, model):
@@ -72,6 +83,37 @@ def prepare_repository(
     repo = render_repository(spec, build_artifacts(spec, force=force, progress=progress), repository)
     log.info("repository %s: %s (validated)", repo.path, ", ".join(repo.models))
     return repo
+
+
+@contextmanager
+def serving(
+    spec: Spec, names: Sequence[str], *, url: str | None = None, force: bool = False, progress: bool = True,
+    repository: "Repository | None" = None,
+) -> Iterator["ServerHandle"]:
+    """Stages 4-5, the one serve path of run, compare and bench: a handle on a server that serves `names`.
+
+    With `url`, that (external) server, which must already serve them; otherwise the spec's repository
+    is prepared (calibrate, build, render; or `repository` when the caller already has it) and the
+    bundled tritonserver serves it on 127.0.0.1 until the block ends.
+    """
+    from .serve import EmbeddedServer, ServerHandle
+
+    if url is not None:
+        yield ServerHandle.external(url, list(names))
+        return
+    repo = repository if repository is not None else prepare_repository(spec, force=force, progress=progress)
+    with EmbeddedServer(repo.path, list(names)) as handle:
+        yield handle
+
+
+def compare(spec: Spec, *, url: str | None = None, model: str | None = None, progress: bool = True) -> "ComparisonReport":
+    """`trgen compare`: INT8 against FP32 on a live server (external with `url`, else the bundled one)."""
+    from .measure.compare import comparison_pairs, compare_spec
+
+    pairs, skipped = comparison_pairs(spec, model=model, embedded=url is None)
+    names = list(dict.fromkeys(rv.name for pair in pairs for rv in pair))
+    with serving(spec, names, url=url, progress=progress) as handle:
+        return compare_spec(handle, pairs, skipped=skipped, progress=progress)
 
 
 @dataclass
@@ -101,7 +143,6 @@ def run(
     from .measure.bench import BenchAborted, bench_variants
     from .measure.compare import EMBEDDED_TARGETS, comparison_pairs, compare_spec
     from .measure.report import write_report
-    from .serve import EmbeddedServer, ServerHandle
 
     report_dir = report_dir or spec.workdir / "report"
     log.info("== 1-4/7 calibrate, quantize, build, render, validate")
@@ -112,10 +153,9 @@ def run(
     pairs, skipped = comparison_pairs(spec, embedded=url is None)
     names = [rv.name for rv in served]
     log.info("== 5/7 serve %s", "on " + url if url else "with the bundled tritonserver")
-    server = nullcontext(ServerHandle.external(url, names)) if url else EmbeddedServer(repo.path, names)
     results: list[BenchResult] = []
     comparison = None
-    with server as handle:
+    with serving(spec, names, url=url, repository=repo) as handle:
         log.info("== 6/7 compare INT8 with FP32 on the evaluation set")
         comparison = compare_spec(handle, pairs, skipped=skipped, progress=progress)
         log.info("%s", comparison.summary())

@@ -1,4 +1,4 @@
-"""Specs around the tiny CNN (tests/conftest.py) with whatever variants a build test needs."""
+"""Specs around the tiny CNN (tests/conftest.py) with whatever variants a stage test needs (the `make_spec` fixture)."""
 
 from __future__ import annotations
 

@@ -8,11 +8,10 @@ under `rv.workdir / "calibration"`. `load_batches` is the data loader shared wit
 
 from .cache import CalibrationCache, check_cache_matches, format_cache, read_cache
 from .calibrators import AmaxResult, AmaxSettings, compute_amax
-from .data import Batch, load_batches
 from .histogram import Histogram
 from .run import CalibrationResult, calibrate_model, calibrate_variant
 
 __all__ = [
-    "AmaxResult", "AmaxSettings", "Batch", "CalibrationCache", "CalibrationResult", "Histogram", "calibrate_model",
-    "calibrate_variant", "check_cache_matches", "compute_amax", "format_cache", "load_batches", "read_cache",
+    "AmaxResult", "AmaxSettings", "CalibrationCache", "CalibrationResult", "Histogram", "calibrate_model",
+    "calibrate_variant", "check_cache_matches", "compute_amax", "format_cache", "read_cache",
 ]

@@ -15,13 +15,33 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import GeneratorError
-from .data import Batch
+from ..data import Batch
 from .histogram import Histogram, NonFiniteError
 
 if TYPE_CHECKING:
     import onnx
 
 _FLOAT_TYPES = {1, 10, 11, 16}  # TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
+
+
+def float_tensors(model: "onnx.ModelProto") -> list[str]:
+    """Float graph inputs and node outputs of the main graph (types from ONNX shape inference)."""
+    known = _value_infos(model)
+    weights = {init.name for init in model.graph.initializer}
+    names = [v.name for v in model.graph.input if v.name not in weights]
+    names += [o for node in model.graph.node if node.op_type != "Constant" for o in node.output if o]
+    return [n for n in dict.fromkeys(names) if n in known and known[n].type.tensor_type.elem_type in _FLOAT_TYPES]
+
+
+def _value_infos(model: "onnx.ModelProto") -> dict[str, "onnx.ValueInfoProto"]:
+    import onnx
+
+    graph = model.graph
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+        return {v.name: v for v in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)}
+    except Exception:  # shape inference is only a convenience here: onnxruntime infers types itself
+        return {v.name: v for v in (*graph.value_info, *graph.input, *graph.output)}
 
 
 def expose_tensors(model: "onnx.ModelProto", tensors: Sequence[str], *, where: str | Path) -> tuple["onnx.ModelProto", list[str]]:
@@ -37,11 +57,7 @@ def expose_tensors(model: "onnx.ModelProto", tensors: Sequence[str], *, where: s
     weights = {init.name for init in graph.initializer}
     inputs = {v.name for v in graph.input} - weights
     outputs = {v.name for v in graph.output}
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
-        known = {v.name: v for v in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)}
-    except Exception:  # shape inference is only a convenience here: onnxruntime infers types itself
-        known = {v.name: v for v in (*graph.value_info, *graph.input, *graph.output)}
+    known = _value_infos(model)
     fetch: list[str] = []
     exposed = onnx.ModelProto()
     exposed.CopyFrom(model)

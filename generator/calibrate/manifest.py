@@ -38,7 +38,7 @@ def data_hashes(source: ArraysSource | ImagesSource | CallableSource) -> dict[st
     if isinstance(source, ArraysSource):
         return {str(source.path): sha256_file(Path(source.path))}
     if isinstance(source, ImagesSource):
-        from .images import list_images
+        from ..data.images import list_images
 
         root = Path(source.path)
         listing = [[p.relative_to(root).as_posix(), sha256_file(p)] for p, _ in list_images(source)]

@@ -25,7 +25,7 @@ from ..spec.stages import Calibration
 from . import cache as trt_cache
 from .calibrators import GUARD_RATIO, AmaxResult, AmaxSettings, compute_amax
 from .collect import collect_histograms
-from .data import Batch, load_batches
+from ..data import Batch, load_batches
 from .histogram import NUM_BINS, Histogram
 from .manifest import MANIFEST_NAME, Fingerprint, amax_from, fingerprint, manifest_document, matches, read_manifest, write_json
 
@@ -50,32 +50,42 @@ class CalibrationResult:
     skipped: bool
 
 
-def calibrate_variant(rv: ResolvedVariant, *, force: bool = False, progress: bool = True) -> CalibrationResult:
-    """Calibrate an int8 variant on the tensors it needs (skipped when nothing changed).
+def calibrate_variant(
+    rv: ResolvedVariant,
+    tensors: Sequence[str] | None = None,
+    *,
+    model: "onnx.ModelProto | None" = None,
+    force: bool = False,
+    progress: bool = True,
+) -> CalibrationResult:
+    """Calibrate an int8 variant on `tensors` (skipped when nothing changed).
 
-    Those are the Q/DQ placement's tensors and, for a variant that serves an onnxruntime INT8 model
-    (onnxruntime targets unless build.ort_int8 is off), the Conv outputs no Q/DQ scale reaches, so
-    that onnxruntime can run those Convs in integer kernels too (`build.ort_int8`). The Q/DQ writer
-    and TensorRT use only the placement's tensors; the extra ones follow them in the cache.
+    The caller says which tensors (the quantize stage knows where its Q/DQ pairs go:
+    `generator.quantize.calibration_tensors`); None calibrates every float activation the graph
+    produces, as TensorRT's EntropyCalibration2 does before layer fusion.
     """
     calibration = rv.variant.calibration
     if calibration is None:
         raise GeneratorError(f"variant {rv.name!r} is {rv.precision}: only int8 variants are calibrated")
     model_path = Path(rv.model.onnx)
-    model = load_model(model_path)
-    from ..build.ort_int8 import ort_calibration_tensors
-    from ..quantize.placement import activation_tensors
-
+    model = model if model is not None else load_model(model_path)
     return calibrate_model(
         model_path,
         calibration,
         rv.workdir / "calibration",
         variant=rv.name,
-        tensors=activation_tensors(model) + ort_calibration_tensors(rv, model),
+        tensors=list(tensors) if tensors is not None else float_activations(model),
         model=model,
         force=force,
         progress=progress,
     )
+
+
+def float_activations(model: "onnx.ModelProto") -> list[str]:
+    """Every float tensor the main graph computes (graph inputs and node outputs), in graph order."""
+    from .collect import float_tensors
+
+    return float_tensors(model)
 
 
 def variant_cache_path(rv: ResolvedVariant) -> Path | None:

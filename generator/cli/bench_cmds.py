@@ -126,18 +126,11 @@ def _bench_spec(args: argparse.Namespace, results: list["BenchResult"]) -> Path:
     out: Path = args.out or spec.workdir / "bench"
     args.out = out
     names = [rv.name for rv in variants]
-    run = dict(overrides=_overrides(args), on_result=results.append, progress=not args.no_progress)
-    if args.url is not None:
-        from ..serve import ServerHandle
+    from ..pipeline import serving
 
-        bench_variants(ServerHandle.external(args.url, names), variants, **run)  # type: ignore[arg-type]
-        return out
-    from ..pipeline import prepare_repository
-    from ..serve import EmbeddedServer
-
-    repository = prepare_repository(spec, progress=not args.no_progress)
-    with EmbeddedServer(repository.path, names) as server:
-        bench_variants(server, variants, **run)  # type: ignore[arg-type]
+    progress = not args.no_progress
+    with serving(spec, names, url=args.url, progress=progress) as handle:
+        bench_variants(handle, variants, overrides=_overrides(args), on_result=results.append, progress=progress)
     return out
 
 

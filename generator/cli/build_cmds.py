@@ -49,7 +49,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from ..build.verify import verify_variant
+    from ..measure.verify import verify_variant
     from ..measure.compare import ComparisonReport
     from ..pipeline import build_artifacts, select
     from ..spec import load_spec
@@ -69,7 +69,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _tensorrt_first(spec: "Spec", model: str | None) -> None:
     """Fail before any work when a tensorrt variant is selected and TensorRT is missing."""
-    from ..build.tensorrt_env import load_tensorrt
+    from ..engine.tensorrt_env import load_tensorrt
     from ..pipeline import select
 
     if any(rv.target == "tensorrt" for rv in select(spec, model)):

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from ..calibrate import calibrate_variant
+    from ..pipeline import calibrate as calibrate_variant
     from ..quantize import quantize_variant
     from ..spec import load_spec
 

@@ -41,7 +41,7 @@ def _int8_variants(spec_path: str, model: str | None) -> list:
 
 
 def _quantize(args: argparse.Namespace) -> int:
-    from ..calibrate import calibrate_variant
+    from ..pipeline import calibrate as calibrate_variant
     from ..quantize import check_variant, quantize_variant
 
     variants = _int8_variants(args.spec, args.model)
@@ -56,7 +56,7 @@ def _quantize(args: argparse.Namespace) -> int:
 
 
 def _sensitivity(args: argparse.Namespace) -> int:
-    from ..calibrate import calibrate_variant
+    from ..pipeline import calibrate as calibrate_variant
     from ..quantize import check_variant, sensitivity_variant
     from ..quantize.report import ranking_table
 

@@ -49,7 +49,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from ..measure.compare import run_compare
+    from ..pipeline import compare as run_compare
     from ..spec import load_spec
 
     spec = load_spec(args.spec)

@@ -6,7 +6,7 @@ samples with exactly the same preprocessing:
 - arrays: a `.npy` (one model input) or `.npz` (one key per input, plus an optional labels key).
   Arrays are read row block by row block (a `.npy` is memory-mapped, an `.npz` member is streamed
   from the zip), so memory does not grow with the file size.
-- images: a folder of image files decoded with Pillow (see `generator.calibrate.images`).
+- images: a folder of image files decoded with Pillow (see `generator.data.images`).
 - callable: `package.module:function(**args)` yielding dicts of input name -> batch array (and an
   optional "labels" key). This imports and runs the user's code: only use specs you trust.
 

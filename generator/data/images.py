@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import GeneratorError
 from ..signature import Signature
 from ..spec.data import ImagesSource, Preprocessing
-from .data import Chunk, apply_numeric
+from .batches import Chunk, apply_numeric
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -8,7 +8,7 @@ tensorrt variant is built (`tensorrt_env.load_tensorrt`).
 
 from .apply import apply_plan
 from .builder import build_variant
-from .inspect import engine_signature, plan_signature
+from .inspection import engine_signature, plan_signature
 from .plan import BuildPlan, InputShapes, builder_plan
 from .tensorrt_env import load_tensorrt
 

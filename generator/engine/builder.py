@@ -14,60 +14,71 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..artifacts import Artifact, cc_plan_name
 from ..errors import GeneratorError
 from ..fileio import atomic_write_bytes
-from ..render.sidecar import engine_signature_from_json, sidecar_path, write_engine_signature
+from ..signature import engine_signature_from_json, sidecar_path, write_engine_signature
 from ..signature import Signature, read_onnx_signature
 from ..spec import ResolvedVariant
+from ..spec.model import CPU_TARGETS
 from .apply import apply_plan
 from .fp16 import convert_to_fp16
-from .inspect import deserialize, engine_signature
-from .manifest import describe_change, file_entry, is_up_to_date, new_manifest, write_manifest
+from .inspection import deserialize, engine_signature
+from ..manifest import describe_change, file_entry, is_up_to_date, new_manifest, write_manifest
 from .plan import FP16_ONNX, BuildPlan, builder_plan
 from .reproduce import write_reproduce_script
 from .tensorrt_env import GpuInfo, gpu_info, load_tensorrt
 
+if TYPE_CHECKING:
+    from ..quantize import QuantizedModel
+
 log = logging.getLogger(__name__)
 
-CPU_TARGETS = ("python-onnxruntime", "onnxruntime")
 
 
 def build_variant(
     rv: ResolvedVariant,
-    source: Path,
+    source: "Path | QuantizedModel",
     *,
     force: bool = False,
     calibration_cache: Path | None = None,
     calibration_batches: Iterable[Mapping[str, np.ndarray]] | None = None,
 ) -> Artifact:
-    """Build (or reuse) the artifact of `rv` from `source` (FP32 ONNX; Q/DQ ONNX for int8).
+    """Build (or reuse) the artifact of `rv` from `source`: the FP32 ONNX, or the quantize stage's result for int8.
 
     `calibration_cache`: our TensorRT calibration cache, for int8 with build.int8_mode: implicit
     (default: where `trgen calibrate` wrote it). `calibration_batches`: input batches for
     build.trt_calibrates (default: the variant's calibration data). `force` rebuilds even when nothing changed.
     """
-    source = Path(source)
+    quantized = source if not isinstance(source, (str, Path)) else None
+    source = quantized.path if quantized is not None else Path(source)
+    if quantized is not None and calibration_cache is None:
+        calibration_cache = quantized.calibration_cache
     if not source.is_file():
         raise GeneratorError("model file not found: run the earlier stages first (`trgen run`)", where=source)
     if rv.target in CPU_TARGETS:
-        return onnx_artifact(rv, source, force=force)
+        return onnx_artifact(rv, source, force=force, amax=quantized.amax if quantized is not None else None)
     return plan_artifact(
         load_tensorrt(), rv, source, gpu=gpu_info(), force=force,
         calibration_cache=calibration_cache, calibration_batches=calibration_batches,
     )
 
 
-def onnx_artifact(rv: ResolvedVariant, source: Path, *, force: bool = False) -> Artifact:
-    """The ONNX file a CPU variant serves; fp16 and int8 convert once and reuse the copy while unchanged."""
-    if rv.precision == "int8":
-        from .ort_int8 import ort_int8_artifact  # the Q/DQ model rewritten for ORT's integer kernels
+def onnx_artifact(
+    rv: ResolvedVariant, source: Path, *, force: bool = False, amax: Mapping[str, float] | None = None
+) -> Artifact:
+    """The ONNX file a CPU variant serves; fp16 and int8 convert once and reuse the copy while unchanged.
 
-        return ort_int8_artifact(rv, source, force=force)
+    `amax`: the variant's calibrated amax (int8), for the scales the onnxruntime form adds.
+    """
+    if rv.precision == "int8":
+        from ..quantize.ort_form import ort_int8_artifact  # the Q/DQ model rewritten for ORT's integer kernels
+
+        return ort_int8_artifact(rv, source, amax or {}, force=force)
     if rv.precision != "fp16":
         return Artifact(rv.name, "onnx", source, read_onnx_signature(source))
     from onnxconverter_common import __version__ as converter_version
@@ -98,10 +109,6 @@ def plan_artifact(
     calibration_batches: Iterable[Mapping[str, np.ndarray]] | None = None,
 ) -> Artifact:
     """Build a TensorRT plan with the given `trt` module (real, or a double in tests)."""
-    if calibration_cache is None:
-        from ..calibrate.run import variant_cache_path
-
-        calibration_cache = variant_cache_path(rv)  # where `trgen calibrate` writes it
     onnx_sig = read_onnx_signature(source)
     plan = builder_plan(
         rv, trt.__version__, source=source, onnx_signature=onnx_sig,
@@ -132,7 +139,7 @@ def plan_artifact(
 
 def _calibration_batches(rv: ResolvedVariant, signature: Signature) -> Iterable[Mapping[str, np.ndarray]]:
     """The variant's calibration data, for TensorRT's own calibrator (build.trt_calibrates)."""
-    from ..calibrate.data import load_batches
+    from ..data import load_batches
 
     calibration = rv.variant.calibration
     assert calibration is not None  # int8 variants always have one

@@ -17,7 +17,7 @@ from ..errors import GeneratorError
 from ..signature import Signature, numpy_dtype
 from . import trt_api
 from .cuda_mem import DeviceMemory, device_memory
-from .inspect import deserialize
+from .inspection import deserialize
 
 _ORT_TYPES = {
     "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,

@@ -24,7 +24,7 @@ EMBEDDED_TARGETS = ("python-onnxruntime",)  # what the bundled server (python ba
 
 
 class BatchLike(Protocol):
-    """One evaluation batch (generator.calibrate.data.Batch): input name -> array, optional labels."""
+    """One evaluation batch (generator.data.Batch): input name -> array, optional labels."""
 
     @property
     def inputs(self) -> Mapping[str, np.ndarray]: ...
@@ -351,7 +351,7 @@ def compare_spec(
     *, skipped: Sequence[str] = (), progress: bool = True,
 ) -> ComparisonReport:
     """Compare each pair on its model's evaluation set (same data pipeline as calibration)."""
-    from ..calibrate.data import evaluation_batches
+    from ..data import evaluation_batches
 
     results = []
     for reference, candidate in pairs:
@@ -365,18 +365,3 @@ def compare_spec(
             )
         )
     return ComparisonReport(server=handle.grpc_url, comparisons=tuple(results), skipped=tuple(skipped), embedded=handle.embedded)
-
-
-def run_compare(spec: Spec, *, url: str | None = None, model: str | None = None, progress: bool = True) -> ComparisonReport:
-    """`trgen compare`: on an external server (`url`), else on the embedded one over a fresh repository."""
-    pairs, skipped = comparison_pairs(spec, model=model, embedded=url is None)
-    names = list(dict.fromkeys(rv.name for pair in pairs for rv in pair))
-    if url is not None:
-        handle = ServerHandle.external(url, names)
-        return compare_spec(handle, pairs, skipped=skipped, progress=progress)
-    from .. import pipeline
-    from ..serve import EmbeddedServer
-
-    repository = pipeline.prepare_repository(spec)
-    with EmbeddedServer(repository.path, names) as handle:
-        return compare_spec(handle, pairs, skipped=skipped, progress=progress)

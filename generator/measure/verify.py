@@ -13,9 +13,9 @@ import numpy as np
 
 from ..artifacts import Artifact
 from ..errors import GeneratorError
-from ..measure.compare import PairComparison, PairStats
+from .compare import PairComparison, PairStats
 from ..spec import ResolvedVariant
-from .runner import EngineRunner, OnnxRunner
+from ..engine.runner import EngineRunner, OnnxRunner
 
 
 def verify_variant(rv: ResolvedVariant, artifact: Artifact, *, trt: Any = None) -> PairComparison:
@@ -23,7 +23,7 @@ def verify_variant(rv: ResolvedVariant, artifact: Artifact, *, trt: Any = None) 
 
     `trt`: the tensorrt module for plan artifacts (default: the installed one).
     """
-    from ..calibrate.data import evaluation_batches
+    from ..data import evaluation_batches
 
     evaluation = rv.model.evaluation
     if evaluation is None:
@@ -34,7 +34,7 @@ def verify_variant(rv: ResolvedVariant, artifact: Artifact, *, trt: Any = None) 
     if artifact.kind == "onnx":
         candidate: OnnxRunner | EngineRunner = OnnxRunner(artifact.model_file)
     else:
-        from .tensorrt_env import load_tensorrt
+        from ..engine.tensorrt_env import load_tensorrt
 
         version_compatible = rv.build.version_compatible
         candidate = EngineRunner(

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,12 +33,39 @@ SENSITIVITY_REVISION = 1  # bump when ranking or fallback rules change, so store
 
 @dataclass(frozen=True)
 class QuantizedModel:
-    """The written Q/DQ model; `quantized` / `kept_float` are placed activation tensors."""
+    """The written Q/DQ model; `quantized` / `kept_float` are placed activation tensors.
+
+    `amax` (every calibrated tensor, placed or not) and `calibration_cache` travel on to the engine
+    stage: the onnxruntime form needs a few more scales than the Q/DQ model carries, and TensorRT's
+    implicit INT8 path reads the cache.
+    """
 
     path: Path
     quantized: tuple[str, ...]
     kept_float: tuple[str, ...]
     float_nodes: tuple[str, ...] = ()
+    amax: Mapping[str, float] = field(default_factory=dict)
+    calibration_cache: Path | None = None
+
+
+def calibration_tensors(rv: "ResolvedVariant", model: "onnx.ModelProto | None" = None) -> list[str]:
+    """The tensors the calibrate stage must observe for this variant.
+
+    Those are the Q/DQ placement's tensors and, for a variant that serves an onnxruntime INT8 model
+    (onnxruntime targets unless build.ort_int8 is off), the Conv outputs no Q/DQ scale reaches, so
+    that onnxruntime can run those Convs in integer kernels too (`build.ort_int8`). TensorRT's
+    implicit INT8 path (build.int8_mode: implicit) needs a scale for every tensor an INT8 layer
+    reads or writes, so it gets every float activation of the graph.
+    """
+    from .ort_form import ort_calibration_tensors
+    from .placement import activation_tensors
+
+    model = model if model is not None else _load(rv.model.onnx)
+    if rv.target == "tensorrt" and rv.build.int8_mode == "implicit":
+        from ..calibrate.run import float_activations
+
+        return float_activations(model)
+    return list(dict.fromkeys(activation_tensors(model) + ort_calibration_tensors(rv, model)))
 
 
 @dataclass(frozen=True)
@@ -69,7 +97,10 @@ def quantize_variant(rv: "ResolvedVariant", calibration: "CalibrationResult", *,
     path = rv.workdir / QDQ_FILENAME
     write_model(qdq.model, path)
     log.info("%s: %d tensors INT8, %d kept float -> %s", rv.name, len(qdq.quantized), len(qdq.kept_float), path)
-    return QuantizedModel(path=path, quantized=qdq.quantized, kept_float=qdq.kept_float, float_nodes=qdq.float_nodes)
+    return QuantizedModel(
+        path=path, quantized=qdq.quantized, kept_float=qdq.kept_float, float_nodes=qdq.float_nodes,
+        amax=dict(calibration.amax), calibration_cache=calibration.cache_path,
+    )
 
 
 def check_variant(rv: "ResolvedVariant") -> None:
@@ -169,7 +200,7 @@ def load_evalset(rv: "ResolvedVariant") -> "EvalSet":
     """
     import numpy as np
 
-    from ..calibrate.data import load_batches
+    from ..data import load_batches
     from ..signature import read_onnx_signature
     from .evaluate import EvalSet
 
@@ -217,5 +248,5 @@ def _load(path: Path) -> "onnx.ModelProto":
     return load_onnx(path)
 
 
-__all__ = ["QDQ_FILENAME", "QuantizedModel", "SensitivityResult", "check_variant", "load_evalset", "quantize_variant",
+__all__ = ["QDQ_FILENAME", "QuantizedModel", "SensitivityResult", "calibration_tensors", "check_variant", "load_evalset", "quantize_variant",
            "sensitivity_variant", "write_model"]

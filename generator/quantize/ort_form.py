@@ -24,9 +24,9 @@ from ..artifacts import Artifact
 from ..fileio import atomic_write_bytes
 from ..signature import load_onnx, read_onnx_signature
 from ..spec import ResolvedVariant
-from .builder import CPU_TARGETS
-from .manifest import describe_change, file_entry, is_up_to_date, new_manifest, write_manifest
-from .ort_qdq import TRANSFORM_REVISION, Encoding, OrtInt8Result, needs_scale, optimize_for_ort, ort_extra_tensors
+from ..spec.model import CPU_TARGETS
+from ..manifest import describe_change, file_entry, is_up_to_date, new_manifest, write_manifest
+from .ort_rewrite import TRANSFORM_REVISION, Encoding, OrtInt8Result, needs_scale, optimize_for_ort, ort_extra_tensors
 
 if TYPE_CHECKING:
     import onnx
@@ -64,10 +64,13 @@ def write_ort_int8(
     return _write(_load(source), dest, encoding, extra_amax)
 
 
-def ort_int8_artifact(rv: ResolvedVariant, source: Path, *, force: bool = False) -> Artifact:
+def ort_int8_artifact(
+    rv: ResolvedVariant, source: Path, amax: Mapping[str, float], *, force: bool = False
+) -> Artifact:
     """rv.workdir/model_int8_ort.onnx from the Q/DQ model `source`, rewritten only when something changed.
 
-    With build.ort_int8: off, the Q/DQ model itself.
+    `amax`: every calibrated amax of the variant (the extra Conv outputs `needs_scale` lists are
+    looked up there). With build.ort_int8: off, the Q/DQ model itself.
     """
     encoding = ort_int8_encoding(rv)
     if encoding is None:
@@ -75,7 +78,7 @@ def ort_int8_artifact(rv: ResolvedVariant, source: Path, *, force: bool = False)
         return Artifact(rv.name, "onnx", source, read_onnx_signature(source))
     dest = rv.workdir / ORT_INT8_ONNX
     model = _load(source)
-    extra_amax = _extra_amax(rv, needs_scale(model))
+    extra_amax = _extra_amax(rv, needs_scale(model), amax)
     expected = new_manifest(
         rv.name, "onnx", inputs={"onnx": file_entry(source)}, ort_transform=TRANSFORM_REVISION,
         encoding=encoding.value, extra_amax=extra_amax,
@@ -92,23 +95,14 @@ def ort_int8_artifact(rv: ResolvedVariant, source: Path, *, force: bool = False)
     return Artifact(rv.name, "onnx", dest, read_onnx_signature(dest))
 
 
-def _extra_amax(rv: ResolvedVariant, wanted: list[str]) -> dict[str, float]:
-    """The amax of `wanted` (tensors no Q/DQ scale reaches) from the variant's calibration cache.
+def _extra_amax(rv: ResolvedVariant, wanted: list[str], amax: Mapping[str, float]) -> dict[str, float]:
+    """The amax of `wanted` (tensors no Q/DQ scale reaches) among the variant's calibrated ones.
 
-    A tensor the cache lacks leaves its Conv float (slower, not wrong): e.g. one that only lost its
-    scale because keep_float removed the pair after it, which calibration does not observe.
+    A tensor calibration did not observe leaves its Conv float (slower, not wrong): e.g. one that
+    only lost its scale because keep_float removed the pair after it.
     """
     if not wanted:
         return {}
-    from ..calibrate import read_cache
-    from ..calibrate.run import variant_cache_path
-
-    path = variant_cache_path(rv)
-    if path is None or not path.is_file():
-        log.warning("%s: no calibration cache (%s): %d Conv(s) stay float in the onnxruntime INT8 model; "
-                    "run `trgen calibrate`", rv.name, path, len(wanted))
-        return {}
-    amax = read_cache(path).amax
     missing = [t for t in wanted if t not in amax]
     if missing:
         log.info("%s: %d Conv(s) stay float: no calibrated amax for %s", rv.name, len(missing), ", ".join(missing))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..artifacts import Artifact
 from ..spec import ResolvedVariant
 from .problems import Problem
-from .sidecar import engine_signature_from_json, engine_signature_json, sidecar_path, write_engine_signature
+from ..signature import engine_signature_from_json, engine_signature_json, sidecar_path, write_engine_signature
 from .validate import validate_repository
 from .writer import Repository, render_repository
 

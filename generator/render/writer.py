@@ -20,7 +20,7 @@ from ..errors import GeneratorError
 from ..fileio import staged_dir
 from ..spec import ResolvedVariant, Spec
 from .context import LABELS_FILE, ONNX_FILE, PLAN_FILE, build_context, cc_model_files
-from .sidecar import engine_signature_json, sidecar_path
+from ..signature import engine_signature_json, sidecar_path
 from .template import render_config_text, render_python_model
 from .validate import CONFIG, validate_repository
 

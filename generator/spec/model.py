@@ -16,6 +16,7 @@ Precision = Literal["fp32", "fp16", "int8"]
 Target = Literal["tensorrt", "onnxruntime", "python-onnxruntime"]
 DType = Literal["fp32", "fp16", "bf16", "int8", "uint8", "int16", "int32", "int64", "bool", "string"]
 
+CPU_TARGETS: tuple[Target, ...] = ("python-onnxruntime", "onnxruntime")  # served by onnxruntime
 _TARGET_INFIX = {"python-onnxruntime": "", "onnxruntime": "ort_", "tensorrt": "trt_"}
 
 

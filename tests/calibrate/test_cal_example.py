@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from generator.calibrate import calibrate_variant, check_cache_matches, read_cache
+from generator.calibrate import check_cache_matches, read_cache
+from generator.pipeline import calibrate as calibrate_variant
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mnist" / "spec.yaml"
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.skipif(
 def test_example_calibrates(tmp_path: Path) -> None:
     import onnx
 
-    from generator.build.ort_qdq import ort_extra_tensors
+    from generator.quantize.ort_rewrite import ort_extra_tensors
     from generator.quantize.placement import activation_tensors
     from generator.spec import load_spec
 

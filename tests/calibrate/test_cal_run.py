@@ -13,7 +13,7 @@ from tests.calibrate.calib_helpers import TINY_TENSORS, calibration, make_tiny_m
 
 from generator.calibrate import calibrate_model, check_cache_matches, read_cache
 from generator.calibrate.collect import collect_histograms
-from generator.calibrate.data import load_batches
+from generator.data import load_batches
 from generator.cli import main
 from generator.errors import GeneratorError
 from generator.signature import read_onnx_signature
@@ -184,12 +184,12 @@ def spec_file(tmp_path: Path) -> Path:
 def test_calibrate_variant_uses_the_placement(spec_file: Path) -> None:
     import onnx
 
-    from generator.calibrate import calibrate_variant
+    from generator.pipeline import calibrate
     from generator.quantize.placement import activation_tensors
     from generator.spec import load_spec
 
     (rv,) = [r for r in load_spec(spec_file).resolved() if r.precision == "int8"]
-    result = calibrate_variant(rv, progress=False)
+    result = calibrate(rv, progress=False)
     assert list(result.amax) == activation_tensors(onnx.load(str(spec_file.parent / "tiny.onnx")))
     assert result.manifest_path == spec_file.parent / "build" / "tiny_int8" / "calibration" / "manifest.json"
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from generator.calibrate.data import Batch, load_batches
+from generator.data import Batch, load_batches
 from generator.errors import GeneratorError
 from generator.signature import Signature, TensorSig
 from generator.spec.data import ArraysSource, CallableSource, ImagesSource, Preprocessing

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generator.build.apply import apply_plan
-from generator.build.plan import BuildPlan, builder_plan
+from generator.engine.apply import apply_plan
+from generator.engine.plan import BuildPlan, builder_plan
 from generator.errors import GeneratorError
 from generator.signature import read_onnx_signature
-from tests.build.conftest import CALIBRATION, SpecFactory, only
-from tests.build.trt_double import call_names, calls_named, make_trt
+from tests.spec_factory import CALIBRATION, SpecFactory, only
+from tests.engine.trt_double import call_names, calls_named, make_trt
 
 TRT10, TRT11 = "10.13.0.35", "11.0.0.9"
 
@@ -153,7 +153,7 @@ def test_when_tensorrt_calibrates_it_gets_opt_shaped_batches(make_spec: SpecFact
     variant = "{precision: int8, target: tensorrt, build: {int8_mode: implicit, trt_calibrates: true}, " + CALIBRATION + "}"
     plan = plan_of(make_spec, variant, TRT10)
     memory = HostMemory()
-    monkeypatch.setattr("generator.build.calibrator.device_memory", lambda: memory)
+    monkeypatch.setattr("generator.engine.calibrator.device_memory", lambda: memory)
     batches = [{"input": np.full((5, 1, 8, 8), i, np.float32)} for i in range(4)]  # 20 samples, OPT batch 8
     trt = make_trt(TRT10)
     apply_plan(trt, plan, plan.network_onnx, calibration_batches=batches)

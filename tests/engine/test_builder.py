@@ -9,18 +9,18 @@ from pathlib import Path
 import onnx
 import pytest
 
-from generator.build import build_variant
-from generator.build.builder import plan_artifact
-from generator.build.manifest import manifest_path
-from generator.build.tensorrt_env import GpuInfo, load_tensorrt
+from generator.engine import build_variant
+from generator.engine.builder import plan_artifact
+from generator.manifest import manifest_path
+from generator.engine.tensorrt_env import GpuInfo, load_tensorrt
 from generator.errors import GeneratorError
 from generator.quantize.placement import activation_tensors
 from generator.quantize.qdq import quantize_model
-from generator.render.sidecar import engine_signature_from_json
+from generator.signature import engine_signature_from_json
 from generator.signature import TensorSig, read_onnx_signature
-from tests.build.conftest import CALIBRATION, SpecFactory, only
+from tests.spec_factory import CALIBRATION, SpecFactory, only
 from tests.conftest import make_tiny_cnn
-from tests.build.trt_double import call_names, make_trt
+from tests.engine.trt_double import call_names, make_trt
 
 GPU = GpuInfo("Test GPU", "9.0")
 

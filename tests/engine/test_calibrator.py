@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from generator.build.calibrator import make_calibrator, rebatch
+from generator.engine.calibrator import make_calibrator, rebatch
 from generator.errors import GeneratorError
-from tests.build.trt_double import make_trt
+from tests.engine.trt_double import make_trt
 
 CACHE = b"TRT-101300-EntropyCalibration2\ninput: 3c010204\nrelu: 3d418306\n"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from generator.cli import main
-from tests.build.conftest import CALIBRATION, SpecFactory
+from tests.spec_factory import CALIBRATION, SpecFactory
 
 
 def test_build_writes_every_cpu_variant(make_spec: SpecFactory, capsys: pytest.CaptureFixture[str]) -> None:

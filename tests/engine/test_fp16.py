@@ -9,7 +9,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from generator.build.fp16 import convert_to_fp16
+from generator.engine.fp16 import convert_to_fp16
 from generator.errors import GeneratorError
 
 FP16_EPS = float(np.finfo(np.float16).eps)

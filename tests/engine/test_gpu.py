@@ -12,12 +12,12 @@ import subprocess
 import numpy as np
 import pytest
 
-from generator.build import build_variant
-from generator.build.runner import EngineRunner, OnnxRunner
-from generator.build.verify import verify_variant
+from generator.engine import build_variant
+from generator.engine.runner import EngineRunner, OnnxRunner
+from generator.measure.verify import verify_variant
 from generator.pipeline import source_model
 from generator.spec import load_spec
-from tests.build.conftest import CALIBRATION, SpecFactory, only
+from tests.spec_factory import CALIBRATION, SpecFactory, only
 from tests.conftest import EXAMPLE_DIR
 
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from generator.build.inspect import deserialize, engine_signature
+from generator.engine.inspection import deserialize, engine_signature
 from generator.errors import GeneratorError
 from generator.signature import Signature, TensorSig
-from tests.build.trt_double import make_trt
+from tests.engine.trt_double import make_trt
 
 
 def engine(trt, description):  # the double's Runtime deserializes its own JSON "plans"

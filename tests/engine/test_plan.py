@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from generator.build.plan import BuildPlan, InputShapes, builder_plan
-from generator.build.reproduce import trtexec_command
+from generator.engine.plan import BuildPlan, InputShapes, builder_plan
+from generator.engine.reproduce import trtexec_command
 from generator.errors import GeneratorError
 from generator.signature import Signature, TensorSig, read_onnx_signature
 from generator.spec import load_spec
-from tests.build.conftest import CALIBRATION, SpecFactory, only
+from tests.spec_factory import CALIBRATION, SpecFactory, only
 from tests.conftest import EXAMPLE_DIR
 
 TRT10, TRT11 = "10.13.0.35", "11.0.0.9"

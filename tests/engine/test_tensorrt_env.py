@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.build.tensorrt_env import gpu_info, is_strongly_typed_only, version_tuple
+from generator.engine.tensorrt_env import gpu_info, is_strongly_typed_only, version_tuple
 from generator.errors import GeneratorError
 
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from generator.build import trt_api
-from tests.build import stub_index
-from tests.build.trt_double import make_trt
+from generator.engine import trt_api
+from tests.engine import stub_index
+from tests.engine.trt_double import make_trt
 
 pytestmark = pytest.mark.skipif(
     not stub_index.BINDINGS.is_file(), reason="tensorrt-stubs not installed in .stubs (see .ci/run)"

@@ -39,15 +39,13 @@ def test_minmax_qdq_keeps_top1_within_half_a_point() -> None:
 
 
 def test_end_to_end_with_the_calibrate_package(tmp_path: Path) -> None:
-    calibrate = pytest.importorskip("generator.calibrate")
-    if not hasattr(calibrate, "calibrate_variant"):
-        pytest.skip("generator.calibrate.calibrate_variant is not available yet")
+    from generator import pipeline
     from generator.quantize import QDQ_FILENAME, quantize_variant
     from generator.spec import load_spec
 
     rv = next(r for r in load_spec(EXAMPLE / "spec.yaml").resolved() if r.precision == "int8")
     rv = dataclasses.replace(rv, workdir=tmp_path / rv.name)
-    calibration = calibrate.calibrate_variant(rv, progress=False)
+    calibration = pipeline.calibrate(rv, progress=False)
     assert set(activation_tensors(onnx.load(str(MODEL)))) <= set(calibration.amax)
     result = quantize_variant(rv, calibration, progress=False)
     assert result.path == rv.workdir / QDQ_FILENAME and result.kept_float == ()

@@ -17,15 +17,15 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from generator.build import build_variant
-from generator.build.manifest import manifest_path
-from generator.build.ort_int8 import ORT_INT8_ONNX, write_ort_int8
-from generator.build.ort_qdq import Encoding, needs_scale, optimize_for_ort, ort_extra_tensors
+from generator.engine import build_variant
+from generator.manifest import manifest_path
+from generator.quantize.ort_form import ORT_INT8_ONNX, write_ort_int8
+from generator.quantize.ort_rewrite import Encoding, needs_scale, optimize_for_ort, ort_extra_tensors
 from generator.errors import GeneratorError
 from generator.quantize.placement import activation_tensors
 from generator.quantize.qdq import quantize_model
-from tests.build.conftest import CALIBRATION, SpecFactory, only
-from tests.build.ort_nets import optimized_ops, residual_cnn
+from tests.spec_factory import CALIBRATION, SpecFactory, only
+from tests.quantize.ort_nets import optimized_ops, residual_cnn
 
 RNG = np.random.default_rng(7)
 X = RNG.random((16, 1, 12, 12), dtype=np.float32)

@@ -7,6 +7,7 @@ output "b" is the tensor no Q/DQ scale reaches.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -16,17 +17,18 @@ import numpy as np
 import onnx
 import pytest
 
-from generator.build import build_variant
-from generator.build.manifest import manifest_path
-from generator.build.ort_int8 import ORT_INT8_ONNX
-from generator.build.ort_qdq import ort_extra_tensors
-from generator.calibrate import calibrate_variant, format_cache, read_cache
+from generator.engine import build_variant
+from generator.manifest import manifest_path
+from generator.quantize.ort_form import ORT_INT8_ONNX
+from generator.quantize.ort_rewrite import ort_extra_tensors
+from generator.calibrate import format_cache, read_cache
+from generator.pipeline import calibrate as calibrate_variant
 from generator.pipeline import source_model
-from generator.quantize import quantize_variant
+from generator.quantize import QuantizedModel, quantize_variant
 from generator.quantize.placement import activation_tensors
 from generator.quantize.qdq import quantize_model
 from generator.spec import ResolvedVariant, load_spec
-from tests.build.ort_nets import optimized_ops, residual_cnn
+from tests.quantize.ort_nets import optimized_ops, residual_cnn
 
 CAL = "calibration: {method: entropy, samples: 32, batch_size: 8, data: {kind: arrays, path: data.npz}}"
 PLACEMENT = activation_tensors(residual_cnn())
@@ -105,14 +107,13 @@ def test_ort_int8_modes_serve_the_expected_model(net_spec: NetSpec, mode: str, t
     source = source_model(rv, progress=False)  # calibrate + quantize: model_int8_qdq.onnx
     artifact = build_variant(rv, source)
     if mode == "off":
-        assert (artifact.kind, artifact.model_file) == ("onnx", source)
+        assert (artifact.kind, artifact.model_file) == ("onnx", source.path)
         assert not (rv.workdir / ORT_INT8_ONNX).exists()
-        assert optimized_ops(source, tmp_path).count("QLinearConv") == 0  # the old behaviour: float kernels
+        assert optimized_ops(source.path, tmp_path).count("QLinearConv") == 0  # the old behaviour: float kernels
         return
     assert (artifact.kind, artifact.model_file) == ("onnx", rv.workdir / ORT_INT8_ONNX)
     manifest = json.loads(manifest_path(artifact.model_file).read_text())
-    cache = read_cache(rv.workdir / "calibration" / "calibration.cache")
-    assert manifest["encoding"] == mode and manifest["extra_amax"] == {"b": cache.amax["b"]}
+    assert manifest["encoding"] == mode and manifest["extra_amax"] == {"b": source.amax["b"]}  # as calibrated, not via the cache
     ops = optimized_ops(artifact.model_file, tmp_path)
     assert ops.count("QLinearConv") == 3  # conv_a, conv_c and, with its calibrated output, the residual conv_b
     assert ("Clip" in ops) == (mode == "exact")  # unsigned: a zero-point-0 pair absorbs Clip(0, 6)
@@ -124,19 +125,16 @@ def test_the_ort_copy_is_rewritten_when_the_encoding_or_the_extra_amax_change(ne
     source = source_model(rv, progress=False)
     dest = build_variant(rv, source).model_file
 
-    def rewritten(variant: ResolvedVariant) -> bool:
+    def rewritten(variant: ResolvedVariant, quantized: QuantizedModel = source) -> bool:
         past = dest.stat().st_mtime_ns - 10**9
         os.utime(dest, ns=(past, past))
-        build_variant(variant, source)
+        build_variant(variant, quantized)
         return dest.stat().st_mtime_ns != past
 
     assert not rewritten(rv)
     (exact,) = net_spec(f"{{precision: int8, build: {{ort_int8: exact}}, {CAL}}}")
     assert rewritten(exact) and json.loads(manifest_path(dest).read_text())["encoding"] == "exact"
-    cache_path = rv.workdir / "calibration" / "calibration.cache"
-    cache = read_cache(cache_path)
-    doubled = {**cache.amax, "b": 2 * cache.amax["b"]}
-    cache_path.write_text(format_cache(doubled, algorithm=cache.algorithm, version=cache.version))
-    assert rewritten(exact)
-    assert json.loads(manifest_path(dest).read_text())["extra_amax"]["b"] == pytest.approx(doubled["b"], rel=1e-6)
-    assert not rewritten(exact)
+    doubled = dataclasses.replace(source, amax={**source.amax, "b": 2 * source.amax["b"]})  # the amax travel with it
+    assert rewritten(exact, doubled)
+    assert json.loads(manifest_path(dest).read_text())["extra_amax"]["b"] == pytest.approx(doubled.amax["b"], rel=1e-6)
+    assert not rewritten(exact, doubled)

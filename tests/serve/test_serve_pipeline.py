@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tests.serve.serve_helpers import run_onnx
 
-from generator.measure.compare import run_compare
+from generator.pipeline import compare as run_compare
 from generator.spec import load_spec
 
 pytestmark = pytest.mark.server
