@@ -10,15 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..signature import Signature, TensorSig, triton_type
+from .model_io import FileSignature, Tensor
 from .problems import Finding
-from .schema import pb2
+from .schema import enum_name, pb2
 
 
-def match_signature(config: Any, sig: Signature, source: str, *, exact_outputs: bool) -> Iterator[Finding]:
+def match_signature(config: Any, sig: FileSignature, source: str, *, exact_outputs: bool) -> Iterator[Finding]:
     """Findings where `config` (a ModelConfig) disagrees with `sig`, read from the file `source`."""
-    model_config_pb2 = pb2()
-    type_name = model_config_pb2.DataType.Name
+    data_type = pb2().DataType
     batching = config.max_batch_size > 0
     for field, declared, actual in (("input", config.input, sig.inputs), ("output", config.output, sig.outputs)):
         by_name = {t.name: t for t in actual}
@@ -28,10 +27,11 @@ def match_signature(config: Any, sig: Signature, source: str, *, exact_outputs: 
                 known = ", ".join(t.name for t in actual)
                 yield Finding((field, i, "name"), f"{field} {io.name!r} is not in {source} (it has: {known})")
                 continue
-            if type_name(io.data_type) != triton_type(tensor.dtype):
+            declared_type = enum_name(data_type, io.data_type)
+            if io.data_type and declared_type != tensor.data_type:
                 yield Finding(
                     (field, i, "data_type"),
-                    f"{field} {io.name!r} is {type_name(io.data_type)} but {source} has {triton_type(tensor.dtype)}",
+                    f"{field} {io.name!r} is {declared_type} but {source} has {tensor.data_type}",
                 )
             dims = list(io.reshape.shape) if io.HasField("reshape") else list(io.dims)
             yield from _dims(field, i, io.name, dims, tensor, source, batching, exact_outputs and field == "output")
@@ -43,7 +43,7 @@ def match_signature(config: Any, sig: Signature, source: str, *, exact_outputs: 
 
 
 def _dims(
-    field: str, i: int, name: str, dims: list[int], tensor: TensorSig, source: str, batching: bool, exact: bool
+    field: str, i: int, name: str, dims: list[int], tensor: Tensor, source: str, batching: bool, exact: bool
 ) -> Iterator[Finding]:
     shape = list(tensor.shape)
     if batching and (not shape or shape[0] != -1):

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from .locator import Path
 
+ERROR = "error"
+WARNING = "warning"  # Triton enforces it only on some hosts or with some backends: reported, exit code 0
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -13,6 +16,12 @@ class Finding:
 
     path: Path
     message: str
+    severity: str = ERROR
+
+
+def warning(path: Path, message: str) -> Finding:
+    """A finding that does not make `trgen validate` fail."""
+    return Finding(path, message, WARNING)
 
 
 @dataclass(frozen=True, order=True)
@@ -22,6 +31,12 @@ class Problem:
     file: str
     line: int
     message: str
+    severity: str = ERROR
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == ERROR
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}"
+        tag = "" if self.is_error else f"{self.severity}: "
+        return f"{self.file}:{self.line}: {tag}{self.message}"

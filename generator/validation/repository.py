@@ -1,29 +1,27 @@
 """`trgen validate`: check a Triton model repository offline, every problem as `file:line: message`.
 
 Works on any repository (not only ones trgen wrote): each sub-folder is a model, its config.pbtxt is
-parsed with Triton's own schema (tritonclient's model_config_pb2), then every rule in
-`rules_config` and `rules_files` runs and all findings are reported, not just the first.
+parsed with Triton's own schema (tritonclient's model_config_pb2), every model is parsed first (the
+ensemble rules look at their members), then every rule in `rules` runs and all findings are
+reported, not just the first. `strict` mirrors `tritonserver --disable-auto-complete-config`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..errors import GeneratorError
 from .locator import Locator
-from .problems import Finding, Problem
-from .rules_config import RULES as CONFIG_RULES
-from .rules_files import RULES as FILE_RULES
-from .subject import DEFAULT_FILES, ModelUnderCheck
-from .schema import parse as parse_config
+from .problems import Problem
+from .rules import RULES
+from .schema import parse
+from .subject import ModelUnderCheck
 
 CONFIG = "config.pbtxt"
-RULES: dict[str, Callable[[ModelUnderCheck], Iterator[Finding]]] = {**CONFIG_RULES, **FILE_RULES}
 
 
-def validate_repository(path: str | Path) -> list[Problem]:
-    """All problems of the repository at `path` (empty: Triton should load every model).
+def validate_repository(path: str | Path, *, strict: bool = False) -> list[Problem]:
+    """All problems of the repository at `path`, warnings included (no errors: Triton should load every model).
 
     Raises GeneratorError when `path` is not a readable folder.
     """
@@ -32,38 +30,61 @@ def validate_repository(path: str | Path) -> list[Problem]:
         folders = sorted(p for p in root.iterdir() if p.is_dir())
     except OSError as exc:
         raise GeneratorError(f"cannot read the model repository ({exc.__class__.__name__})", where=root) from None
-    names = frozenset(p.name for p in folders)
     problems: list[Problem] = []
+    repo: dict[str, ModelUnderCheck | None] = {}
+    texts: dict[str, str] = {}
     for folder in folders:
-        problems.extend(validate_model(folder, names))
+        model, text, problem = _load(folder, strict)
+        repo[folder.name] = model
+        texts[folder.name] = text
+        if problem is not None:
+            problems.append(problem)
+    for name, model in repo.items():
+        if model is not None:
+            model.repo = repo
+            problems.extend(_check(model, texts[name]))
     return problems
 
 
-def validate_model(folder: Path, repo_models: frozenset[str]) -> list[Problem]:
-    """Problems of one model folder; `repo_models` are the folder names ensembles may refer to."""
+def validate_model(folder: Path, repo_models: frozenset[str], *, strict: bool = False) -> list[Problem]:
+    """Problems of one model folder; ensemble members are looked up among `repo_models` folders beside it."""
+    model, text, problem = _load(folder, strict)
+    if model is None:
+        return [problem] if problem is not None else []
+    model.repo = {name: None for name in repo_models}
+    for name in repo_models:
+        if name != folder.name and (folder.parent / name).is_dir():
+            model.repo[name] = _load(folder.parent / name, strict)[0]
+    model.repo[folder.name] = model
+    return _check(model, text)
+
+
+def _load(folder: Path, strict: bool) -> tuple[ModelUnderCheck | None, str, Problem | None]:
+    """The parsed model (None if its config.pbtxt does not parse), its text, and that parse problem."""
+    from google.protobuf import text_format
+
     config_path = folder / CONFIG
     file = str(config_path)
     if not config_path.is_file():
-        if _auto_completable(folder):
-            return []  # Triton generates the config of ONNX / TensorRT / PyTorch models itself
-        return [Problem(file, 1, f"missing: every model folder needs a {CONFIG} (or remove the folder {folder.name}/)")]
+        from .schema import pb2
+
+        return ModelUnderCheck(folder, pb2().ModelConfig(), strict=strict, has_config=False), "", None
     try:
         text = config_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return [Problem(file, 1, f"unreadable ({exc.__class__.__name__})")]
-    from google.protobuf import text_format
-
+        return None, "", Problem(file, 1, f"unreadable ({exc.__class__.__name__})")
     try:
-        config = parse_config(text)
+        config = parse(text)
     except text_format.ParseError as exc:
         message = str(exc).split(" : ", 1)[-1]  # "3:5 : message": the line goes into file:line
         column = f" (column {exc.GetColumn()})" if exc.GetColumn() else ""
-        return [Problem(file, exc.GetLine() or 1, f"{message}{column}")]
+        return None, text, Problem(file, exc.GetLine() or 1, f"{message}{column}")
+    return ModelUnderCheck(folder, config, strict=strict), text, None
+
+
+def _check(model: ModelUnderCheck, text: str) -> list[Problem]:
+    file = str(model.dir / CONFIG)
     locator = Locator(text)
-    model = ModelUnderCheck(dir=folder, config=config, repo_models=repo_models)
-    return [Problem(file, locator.line(f.path), f.message) for rule in RULES.values() for f in rule(model)]
-
-
-def _auto_completable(folder: Path) -> bool:
-    files = set(DEFAULT_FILES.values()) - {"model.py"}
-    return any((version / name).exists() for version in folder.iterdir() if version.is_dir() for name in files)
+    return [
+        Problem(file, locator.line(f.path), f.message, f.severity) for rule in RULES.values() for f in rule(model)
+    ]

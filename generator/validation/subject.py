@@ -1,60 +1,79 @@
-"""The model folder a validation rule looks at: parsed config, platform kind, version folders."""
+"""The model folder a validation rule looks at: parsed config, completed backend, versions, its repository."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from tritonclient.grpc import model_config_pb2
+from .backends import DEFAULT_FILES, ENSEMBLE, Completed, complete
 
-# platform / backend -> the kind of model, and the file Triton loads from a version folder
-_BY_PLATFORM = {
-    "ensemble": "ensemble",
-    "tensorrt_plan": "tensorrt",
-    "onnxruntime_onnx": "onnxruntime",
-    "pytorch_libtorch": "pytorch",
-}
-_BY_BACKEND = {"tensorrt": "tensorrt", "onnxruntime": "onnxruntime", "python": "python", "pytorch": "pytorch"}
-DEFAULT_FILES = {"python": "model.py", "onnxruntime": "model.onnx", "tensorrt": "model.plan", "pytorch": "model.pt"}
-_AUTO_COMPLETE = {"model.onnx": "onnxruntime", "model.plan": "tensorrt", "model.pt": "pytorch"}
+_KIND_BY_PLATFORM = {"tensorrt_plan": "tensorrt", "onnxruntime_onnx": "onnxruntime", "pytorch_libtorch": "pytorch"}
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class ModelUnderCheck:
-    """One `<repo>/<folder>/` with its parsed config.pbtxt."""
+    """One `<repo>/<folder>/` with its parsed config.pbtxt (empty when the folder has none)."""
 
     dir: Path
-    config: "model_config_pb2.ModelConfig"
-    repo_models: frozenset[str]
+    config: Any  # model_config_pb2.ModelConfig, as written
+    repo: dict[str, ModelUnderCheck | None] = field(default_factory=dict)  # folder -> model (None: unparsable)
+    strict: bool = False  # --disable-auto-complete-config: nothing is read from model files
+    has_config: bool = True
 
     @property
     def folder(self) -> str:
         return self.dir.name
 
     @property
+    def name(self) -> str:
+        return str(self.config.name or self.folder)
+
+    @property
+    def repo_models(self) -> frozenset[str]:
+        return frozenset(self.repo)
+
+    @property
     def batching(self) -> bool:
         return bool(self.config.max_batch_size > 0)
+
+    @functools.cached_property
+    def completed(self) -> Completed:
+        """backend / platform / default_model_filename as Triton completes them server-side."""
+        c = self.config
+        return complete(self.dir, self.folder, c.platform, c.backend, c.default_model_filename)
+
+    @property
+    def backend(self) -> str:
+        return self.completed.backend
+
+    @property
+    def platform(self) -> str:
+        return self.completed.platform
 
     @property
     def kind(self) -> str:
         """'python', 'onnxruntime', 'tensorrt', 'pytorch', 'ensemble', another backend's name, or ''."""
-        platform, backend = self.config.platform, self.config.backend
-        kind = _BY_PLATFORM.get(platform) or _BY_BACKEND.get(backend) or backend or platform
-        if kind:
-            return kind
-        # no platform nor backend: Triton auto-completes from the model file's name
-        for version in self.loaded_versions():
-            for name, inferred in _AUTO_COMPLETE.items():
-                if (self.dir / str(version) / name).exists():
-                    return inferred
-        return ""
+        if self.platform == ENSEMBLE:
+            return ENSEMBLE
+        return self.backend or _KIND_BY_PLATFORM.get(self.platform, "")
+
+    @property
+    def is_tensorrt(self) -> bool:
+        """Core compares `platform` (after completion) with tensorrt_plan for TensorRT-only fields."""
+        return self.platform == "tensorrt_plan"
 
     @property
     def model_filename(self) -> str | None:
-        """The file each version folder must hold (None: unknown backend, or an ensemble)."""
-        return self.config.default_model_filename or DEFAULT_FILES.get(self.kind)
+        """The file each version folder must hold (None: a custom backend decides, or an ensemble)."""
+        if self.kind == ENSEMBLE:
+            return None
+        if self.config.default_model_filename:
+            return str(self.config.default_model_filename)
+        if self.kind in DEFAULT_FILES or self.kind == "tensorflow":
+            return self.completed.default_model_filename or None
+        return None
 
     def version_folders(self) -> list[int]:
         """Numeric version folders Triton considers (names starting with 0 are ignored)."""
@@ -76,5 +95,11 @@ class ModelUnderCheck:
         return present[-max(count, 1):] if present else []
 
     def where(self) -> tuple[str, ...]:
-        """Config path of the field that chose the platform (for problems about model files)."""
-        return ("backend",) if self.config.backend else ("platform",)
+        """Config path of the field that chose the backend (for problems about model files)."""
+        if self.config.backend:
+            return ("backend",)
+        return ("platform",) if self.config.platform else ("name",)
+
+    def member(self, name: str) -> ModelUnderCheck | None:
+        """Another model of the repository by name (None if absent or its config does not parse)."""
+        return self.repo.get(name)
