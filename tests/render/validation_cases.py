@@ -78,18 +78,19 @@ class Case:
     extra: Extra = field(default_factory=dict)
     severity: str = "error"
     strict: bool = False  # run both repositories with --strict (auto-complete off)
+    good_extra: Extra | None = None  # other models of the good repository, when they differ from `extra`
 
 
 def case(rule: str, fragment: str, edit: Callable[[str], str], *, base: str = "py", good: Callable[[str], str] | None = None,
          files: Files | None = None, bad_files: Files | None = None, extra: Extra | None = None,
-         severity: str = "error", strict: bool = False) -> Case:
+         severity: str = "error", strict: bool = False, good_extra: Extra | None = None) -> Case:
     text, base_files = BASES[base]
     good_files = {**base_files, **(files or {})}
     inner: Files = {"1/model.py": ""}
     default_extra = {"inner": (INNER, inner)} if base == "ens" else {}
     return Case(rule, fragment, edit(text), (good or (lambda t: t))(text), good_files,
                 bad_files if bad_files is not None else good_files, extra if extra is not None else default_extra,
-                severity, strict)
+                severity, strict, good_extra)
 
 
 def sub(old: str, new: str, mark: bool = True) -> Callable[[str], str]:
@@ -133,11 +134,12 @@ def make_repo(root: Path, text: str, files: Files, extra: Extra) -> Path:
 
 def check_case(row: Case, tmp_path: Path) -> None:
     """The good repository has no problem at all; the bad one has the row's problem at the marked line."""
-    good = make_repo(tmp_path / "good", row.good, row.files, row.extra)
+    good = make_repo(tmp_path / "good", row.good, row.files, row.extra if row.good_extra is None else row.good_extra)
     assert [str(p) for p in validate_repository(good, strict=row.strict)] == []
     bad = make_repo(tmp_path / "bad", row.bad, row.bad_files, row.extra)
     problems = validate_repository(bad, strict=row.strict)
-    hits = [p for p in problems if row.fragment in p.message]
+    own = str(bad / "m" / "config.pbtxt")
+    hits = [p for p in problems if row.fragment in p.message and p.file == own]
     assert hits, f"expected {row.fragment!r} in {[str(p) for p in problems]}"
     marked = [n for n, line in enumerate(row.bad.split("\n"), 1) if line.endswith("#!")]
     assert [p.line for p in hits] == marked[:1] * len(hits), [str(p) for p in problems]

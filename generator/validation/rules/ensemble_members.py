@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..backends import ENSEMBLE
-from ..problems import Finding
+from ..problems import Finding, warning
 from ..schema import enum_name, pb2
 from ..subject import ModelUnderCheck
 from .ensemble import step_path
@@ -51,10 +51,16 @@ def members(m: ModelUnderCheck) -> Iterator[Finding]:
                           "(no such folder in the repository)")
             continue
         member = m.member(step.model_name)
-        if member is not None and step.model_version != -1 and step.model_version not in member.loaded_versions():
+        if member is None:
+            continue
+        loaded, version = member.loaded_versions(), step.model_version
+        if version == 0:
+            yield warning(where, f"step {s} sets no model_version (0): Triton asks {step.model_name} for version 0, "
+                          "which never exists; write model_version: -1 for the latest version")
+        elif (version == -1 and not loaded) or (version > 0 and version not in loaded):
+            what = "any version" if version == -1 else f"version {version}"
             yield Finding(step_path(s, "model_version"), f"ensemble {m.name} contains models that are not available: "
-                          f"{step.model_name} version {step.model_version} (loaded versions: "
-                          f"{member.loaded_versions() or 'none'})")
+                          f"{step.model_name} {what} (loaded versions: {loaded or 'none'})")
 
 
 def cycles(m: ModelUnderCheck) -> Iterator[Finding]:
