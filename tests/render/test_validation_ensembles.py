@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from generator.validation import validate_repository
-from tests.render.validation_cases import ENS, INNER, Case, case, check_case, make_repo, mark, sub
+from tests.render.validation_cases import (
+    ENS,
+    INNER,
+    Case,
+    case,
+    check_case,
+    make_repo,
+    mark,
+    sub,
+)
 
 INNER_FILES = {"1/model.py": ""}
 

@@ -9,7 +9,11 @@ import sys
 from pathlib import Path
 
 from generator.validation.rules import RULES
-from tests.render import test_validate_rules, test_validation_ensembles, test_validation_families
+from tests.render import (
+    test_validate_rules,
+    test_validation_ensembles,
+    test_validation_families,
+)
 
 HEAVY = ("onnx", "onnxruntime", "numpy", "matplotlib", "pydantic", "jinja2", "grpc", "tritonclient.grpc.aio",
          "tritonclient.http", "generator.spec", "generator.render", "yaml")
