@@ -15,10 +15,16 @@ from .problems import Finding
 from .schema import enum_name, pb2
 
 
-def match_signature(config: Any, sig: FileSignature, source: str, *, exact_outputs: bool) -> Iterator[Finding]:
-    """Findings where `config` (a ModelConfig) disagrees with `sig`, read from the file `source`."""
+def match_signature(
+    config: Any, sig: FileSignature, source: str, *, exact_outputs: bool, batching: bool | None = None
+) -> Iterator[Finding]:
+    """Findings where `config` (a ModelConfig) disagrees with `sig`, read from the file `source`.
+
+    `batching` defaults to max_batch_size > 0; the caller passes True where the backend's auto-complete
+    sets max_batch_size itself.
+    """
     data_type = pb2().DataType
-    batching = config.max_batch_size > 0
+    batching = config.max_batch_size > 0 if batching is None else batching
     for field, declared, actual in (("input", config.input, sig.inputs), ("output", config.output, sig.outputs)):
         by_name = {t.name: t for t in actual}
         for i, io in enumerate(declared):

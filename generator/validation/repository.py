@@ -65,6 +65,8 @@ def _load(folder: Path, strict: bool) -> tuple[ModelUnderCheck | None, str, Prob
 
     config_path = folder / CONFIG
     file = str(config_path)
+    if config_path.exists() and not config_path.is_file():
+        return None, "", Problem(file, 1, f"{CONFIG} is not a file")
     if not config_path.is_file():
         from .schema import pb2
 

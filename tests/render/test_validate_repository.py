@@ -128,3 +128,13 @@ def test_cli_strict_flag_and_warnings(tmp_path: Path, capsys: pytest.CaptureFixt
     capsys.readouterr()
     assert main(["validate", str(tmp_path / "w")]) == 0  # a warning alone does not fail
     assert ": warning: optimization.cuda" in capsys.readouterr().out
+
+
+def test_auto_completed_max_batch_size(tmp_path: Path) -> None:
+    """onnxruntime with max_batch_size unset, a dynamic first dim and dims without it: Triton's auto-complete
+    turns batching on (no false alarm); with --strict the config is taken as written (max_batch_size 0)."""
+    text = 'platform: "onnxruntime_onnx"\ninput [ { name: "x" data_type: TYPE_FP32 dims: [ 3 ] } ]\n'
+    write_model(tmp_path / "m", text, {"1/model.onnx": onnx(["batch", 3])})
+    assert validate_repository(tmp_path) == []
+    problems = validate_repository(tmp_path, strict=True)
+    assert any(p.line == 2 and "has rank 1" in p.message for p in problems), [str(p) for p in problems]

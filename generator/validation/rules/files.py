@@ -25,12 +25,17 @@ def versions(m: ModelUnderCheck) -> Iterator[Finding]:
         if version not in present:
             yield Finding(("version_policy", "specific", "versions", k), f"version {version} has no folder "
                           f"{m.folder}/{version}/")
+    if not m.loaded_versions():
+        yield Finding(("version_policy",), f"at least one version must be available under the version policy of "
+                      f"model '{m.name}' (folders: {', '.join(map(str, present))})")
     filename = m.model_filename
     for version in m.loaded_versions():
         if filename:
             path = m.dir / str(version) / filename
             if not path.exists():
                 yield Finding(m.where(), f"{m.folder}/{version}/{filename} is missing (the {m.kind} model file)")
+            elif path.is_dir() and m.kind == "onnxruntime" and not (path / "model.onnx").is_file():
+                yield Finding(m.where(), f"{m.folder}/{version}/{filename} is a folder without model.onnx in it")
             elif path.is_file() and path.suffix in _BINARY and path.stat().st_size == 0:
                 yield Finding(m.where(), f"{m.folder}/{version}/{filename} is empty (0 bytes): the {m.kind} backend "
                               "cannot load it")

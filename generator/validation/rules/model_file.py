@@ -69,8 +69,24 @@ def _against(
         yield Finding(where, f"{m.folder}/{path.parent.name}/{path.name}: unreadable {what} ({exc}): {fix}")
         return None
     if m.config.input or m.config.output:  # nothing declared: auto-complete fills it from the model
-        yield from match_signature(m.config, sig, label, exact_outputs=exact)
+        yield from match_signature(m.config, sig, label, exact_outputs=exact, batching=_batching(m, sig))
     return sig
+
+
+def _batching(m: ModelUnderCheck, sig: FileSignature) -> bool:
+    """max_batch_size > 0, or unset where the onnxruntime / TensorRT auto-complete turns batching on: every
+    model tensor has a dynamic first dim and every declared one leaves it out (Triton then uses its
+    default max batch size)."""
+    if m.config.max_batch_size > 0:
+        return True
+    if m.strict or m.kind not in ("onnxruntime", "tensorrt"):
+        return False
+    tensors = {t.name: t.shape for t in sig.inputs + sig.outputs}
+    if not tensors or any(not shape or shape[0] != -1 for shape in tensors.values()):
+        return False
+    declared = list(m.config.input) + list(m.config.output)
+    ranks = {io.name: len(io.reshape.shape if io.HasField("reshape") else io.dims) for io in declared}
+    return all(name in tensors and rank == len(tensors[name]) - 1 for name, rank in ranks.items())
 
 
 RULES = {
