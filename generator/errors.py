@@ -2,7 +2,9 @@
 
 Every problem caused by the user's input (spec, data, model files, environment) is raised as a
 `GeneratorError` with a one-line message that names the file, field or tensor and says what to do.
-The CLI prints it without a traceback and exits with `EXIT_USER_ERROR`; anything else is our bug.
+The CLI prints it without a traceback and exits with `EXIT_USER_ERROR`. A failure at run time
+that is not the user's input (the server died, a TensorRT build failed, the user pressed Ctrl-C) is
+a `RuntimeFailure` and exits with `EXIT_RUNTIME_ERROR`; anything else is our bug (`EXIT_INTERNAL_ERROR`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ EXIT_OK = 0
 EXIT_CHECK_FAILED = 1  # a measurement or comparison ran and failed its tolerance
 EXIT_USER_ERROR = 2  # bad input: nothing was written
 EXIT_INTERNAL_ERROR = 3  # a bug in trgen
+EXIT_RUNTIME_ERROR = 4  # run-time failure not caused by the input: server died, build failed, interrupted
 
 
 class GeneratorError(Exception):
@@ -37,3 +40,11 @@ class SpecError(GeneratorError):
         self.file = str(file)
         self.line = line
         self.field = field
+
+
+class RuntimeFailure(GeneratorError):
+    """A run-time failure that is not the user's input (server died, build failed, interrupted).
+
+    Still one line for the user, but the CLI exits with `EXIT_RUNTIME_ERROR` rather than
+    `EXIT_USER_ERROR`: re-running the same input may succeed.
+    """
