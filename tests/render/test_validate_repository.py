@@ -74,7 +74,7 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     write_model(tmp_path / "bad" / "m", 'name: "x"\nbackend: "python"\n', {"1/model.py": ""})
     assert main(["validate", str(tmp_path / "bad")]) == 1
     out = capsys.readouterr().out
-    assert f"{tmp_path / 'bad' / 'm' / 'config.pbtxt'}:1: name 'x' must equal the folder name 'm'" in out
+    assert f"{tmp_path / 'bad' / 'm' / 'config.pbtxt'}:1: unexpected directory name 'm' for model 'x'" in out
     assert main(["validate", str(tmp_path / "absent")]) == 2
 
 

@@ -99,3 +99,14 @@ def test_members_completed_from_their_model_file_are_not_flagged(tmp_path: Path)
 
     make_repo(tmp_path, ENS, {"1/.keep": ""}, {"inner": ("", {"1/model.onnx": onnx(["b", 3])})})
     assert [str(p) for p in validate_repository(tmp_path)] == []
+
+
+def test_member_completed_from_onnx_is_checked_against_its_file(tmp_path: Path) -> None:
+    """An onnxruntime member without inputs/outputs in its config: Triton completes them from the ONNX file,
+    and so does validation, so a shape the file contradicts is still caught."""
+    from tests.render.validation_cases import onnx
+
+    make_repo(tmp_path, ENS, {"1/.keep": ""}, {"inner": ('backend: "onnxruntime"\n', {"1/model.onnx": onnx(["b", 4])})})
+    problems = [str(p) for p in validate_repository(tmp_path)]
+    assert any("inconsistent shape: [-1,3] is inferred from model m while [-1,4] is inferred from model inner" in p
+               for p in problems), problems

@@ -18,6 +18,7 @@ from ..problems import Finding, warning
 from ..schema import enum_name, pb2
 from ..subject import ModelUnderCheck
 from .ensemble import step_path
+from .member_io import MemberIO, Port, member_io
 
 
 @dataclass
@@ -110,15 +111,17 @@ def mapping(m: ModelUnderCheck) -> Iterator[Finding]:
         tensors.setdefault(io.name, _Node(m.name, io.data_type, dims, m.batching))
     for s, step in enumerate(_steps(m)):
         member = m.member(step.model_name)
-        if member is None or not (member.config.input or member.config.output):
-            continue  # absent (reported above) or completed from its model file: nothing declared to compare
-        yield from _step(m, s, step, member, tensors)
+        ports = member_io(member) if member is not None else None
+        if member is None or ports is None:
+            continue  # absent (reported above), or completed by a backend from a file trgen cannot read
+        yield from _step(m, s, step, member, ports, tensors)
 
 
-def _step(m: ModelUnderCheck, s: int, step: Any, member: ModelUnderCheck, tensors: dict[str, _Node]) -> Iterator[Finding]:
+def _step(
+    m: ModelUnderCheck, s: int, step: Any, member: ModelUnderCheck, ports: MemberIO, tensors: dict[str, _Node]
+) -> Iterator[Finding]:
     prefix, model = f"in ensemble {m.name}, ", step.model_name
-    inputs = {io.name: io for io in member.config.input}
-    outputs = {io.name: io for io in member.config.output}
+    inputs, outputs = ports.inputs, ports.outputs
     for key in sorted(step.input_map):
         if key not in inputs:
             yield Finding(step_path(s, "input_map", key), f"{prefix}ensemble tensor {step.input_map[key]} is mapping "
@@ -129,18 +132,19 @@ def _step(m: ModelUnderCheck, s: int, step: Any, member: ModelUnderCheck, tensor
                 yield Finding(step_path(s, "model_name"), f"{prefix}input {name} in model {model} is not mapped to "
                               "any ensemble tensors")
             continue
-        yield from _consistent(m, s, "input_map", name, step.input_map[name], member, io, tensors)
+        yield from _consistent(m, s, "input_map", name, step.input_map[name], member, io, tensors, ports.batching)
     for key in sorted(step.output_map):
         if key not in outputs:
             yield Finding(step_path(s, "output_map", key), f"{prefix}ensemble tensor {step.output_map[key]} is mapped "
                           f"from non-existing output {key} in model {model} (it has: {', '.join(outputs) or 'none'})")
             continue
-        yield from _consistent(m, s, "output_map", key, step.output_map[key], member, outputs[key], tensors)
+        yield from _consistent(m, s, "output_map", key, step.output_map[key], member, outputs[key], tensors,
+                               ports.batching)
 
 
-def _consistent(m: ModelUnderCheck, s: int, field: str, key: str, tensor: str, member: ModelUnderCheck, io: Any,
-                tensors: dict[str, _Node]) -> Iterator[Finding]:
-    node = _Node(member.folder, io.data_type, list(io.dims), member.batching)
+def _consistent(m: ModelUnderCheck, s: int, field: str, key: str, tensor: str, member: ModelUnderCheck, io: Port,
+                tensors: dict[str, _Node], batching: bool) -> Iterator[Finding]:
+    node = _Node(member.folder, io.data_type, list(io.dims), batching)
     seen = tensors.setdefault(tensor, node)
     if seen is node:
         return

@@ -34,6 +34,9 @@ def versions(m: ModelUnderCheck) -> Iterator[Finding]:
             path = m.dir / str(version) / filename
             if not path.exists():
                 yield Finding(m.where(), f"{m.folder}/{version}/{filename} is missing (the {m.kind} model file)")
+            elif m.kind == "openvino" and path.suffix == ".xml" and not path.with_suffix(".bin").exists():
+                yield warning(m.where(), f"{m.folder}/{version}/{path.with_suffix('.bin').name} is missing: OpenVINO "
+                              f"reads the weights of {filename} from it")
             elif path.is_dir() and m.kind == "onnxruntime" and not (path / "model.onnx").is_file():
                 yield Finding(m.where(), f"{m.folder}/{version}/{filename} is a folder without model.onnx in it")
             elif path.is_file() and path.suffix in _BINARY and path.stat().st_size == 0:

@@ -14,7 +14,8 @@ from ..subject import ModelUnderCheck
 def name(m: ModelUnderCheck) -> Iterator[Finding]:
     """A `name`, when given, equals the model's folder name (the repository manager's check)."""
     if m.config.name and m.config.name != m.folder:
-        yield Finding(("name",), f"name {m.config.name!r} must equal the folder name {m.folder!r}")
+        yield Finding(("name",), f"unexpected directory name '{m.folder}' for model '{m.config.name}', directory name "
+                      f"must equal model name (name {m.config.name!r} must equal the folder name {m.folder!r})")
 
 
 def platform(m: ModelUnderCheck) -> Iterator[Finding]:
