@@ -164,12 +164,8 @@ def _model(view: memoryview) -> FileSignature:
 
 def read_engine_sidecar(path: Path) -> FileSignature:
     """A TensorRT engine's signature from trgen's `model.plan.json`; UnreadableModel if it is not one."""
-    try:
-        from ..signature import engine_signature_from_json, triton_type
-    except ImportError:  # older layout: the sidecar module lived in the renderer
-        from ..render.sidecar import engine_signature_from_json  # type: ignore[no-redef]
-        from ..signature import triton_type
     from ..errors import GeneratorError
+    from ..signature import engine_signature_from_json, triton_type  # numpy: only for TensorRT models
 
     try:
         sig = engine_signature_from_json(path)

@@ -8,14 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from generator.signature import Signature, TensorSig
+from generator.signature import Signature, TensorSig, engine_signature_json
 from generator.validation import validate_repository
 from tests.render.conftest import identity_onnx
-
-try:
-    from generator.signature import engine_signature_json
-except ImportError:  # older layout
-    from generator.render import engine_signature_json  # type: ignore[no-redef]
 
 FileMaker = Callable[[Path], None]
 Files = dict[str, str | FileMaker]
