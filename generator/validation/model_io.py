@@ -165,7 +165,10 @@ def _model(view: memoryview) -> FileSignature:
 def read_engine_sidecar(path: Path) -> FileSignature:
     """A TensorRT engine's signature from trgen's `model.plan.json`; UnreadableModel if it is not one."""
     from ..errors import GeneratorError
-    from ..signature import engine_signature_from_json, triton_type  # numpy: only for TensorRT models
+    from ..signature import (  # numpy: only for TensorRT models
+        engine_signature_from_json,
+        triton_type,
+    )
 
     try:
         sig = engine_signature_from_json(path)
