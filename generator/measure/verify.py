@@ -13,7 +13,8 @@ import numpy as np
 
 from ..artifacts import Artifact
 from ..errors import GeneratorError
-from .compare import PairComparison, PairStats
+from .comparison import PairComparison
+from .pair_stats import PairStats
 from ..spec import ResolvedVariant
 from ..engine.runner import EngineRunner, OnnxRunner
 
