@@ -9,7 +9,7 @@ import pytest
 from generator.cli import main
 from generator.errors import GeneratorError
 from generator.validation import validate_repository
-from tests.render.conftest import identity_onnx
+from tests.render.conftest import Project, identity_onnx
 from tests.render.validation_cases import (
     ENS,
     INNER,
@@ -138,3 +138,14 @@ def test_auto_completed_max_batch_size(tmp_path: Path) -> None:
     assert validate_repository(tmp_path) == []
     problems = validate_repository(tmp_path, strict=True)
     assert any(p.line == 2 and "has rank 1" in p.message for p in problems), [str(p) for p in problems]
+
+
+def test_rendered_repository_of_every_platform_passes_both_modes(project: Project) -> None:
+    """trgen renders complete configs: what it writes must pass with auto-complete off as well."""
+    from generator.render import render_repository
+    from tests.render.test_render_repository import ALL_TARGETS
+
+    spec = project.spec(ALL_TARGETS)
+    repo = render_repository(spec, project.artifacts(spec))
+    assert [str(p) for p in validate_repository(repo.path)] == []
+    assert [str(p) for p in validate_repository(repo.path, strict=True)] == []
