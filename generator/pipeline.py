@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .artifacts import Artifact
-from .errors import GeneratorError
+from .errors import GeneratorError, RuntimeFailure
 from .spec import ResolvedVariant, Spec
 
 if TYPE_CHECKING:  # stage result types, imported lazily at run time
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # stage result types, imported lazily at run time
     from .measure.bench import BenchResult
     from .measure.compare import ComparisonReport
     from .measure.report import ReportPaths
+    from .measure.speed import SpeedCheck
     from .render import Repository
     from .serve import ServerHandle
 
@@ -72,6 +73,18 @@ def build_artifacts(
         log.info("[%s] preparing %s %s", rv.name, rv.precision, rv.target)
         artifacts[rv.name] = build_variant(rv, source_model(rv, force=force, progress=progress), force=force)
     return artifacts
+
+
+def speed_checks(spec: Spec, artifacts: "dict[str, Artifact]", *, model: str | None = None) -> "list[SpeedCheck]":
+    """Stage 3b: each built INT8 variant on an onnxruntime target timed against its FP32 sibling (issue 12)."""
+    from .measure.speed import check_speed, speed_pairs
+
+    checks = []
+    for int8, fp32 in speed_pairs(select(spec, model)):
+        if int8.name in artifacts and fp32.name in artifacts:
+            checks.append(check := check_speed(int8, fp32, artifacts))
+            (log.info if check.passed else log.error)("%s", check.summary())
+    return checks
 
 
 def prepare_repository(
@@ -140,11 +153,12 @@ def run(
     rendered repository; otherwise the bundled tritonserver serves it on 127.0.0.1. If the server
     dies during the load test, the report is still written with the windows measured so far.
     """
-    from .measure.bench import BenchAborted, bench_variants
+    from .measure.bench import bench_variants
     from .measure.compare import EMBEDDED_TARGETS, comparison_pairs, compare_spec
-    from .measure.report import write_report
+    from .measure.report import check_report_dir, write_report
 
     report_dir = report_dir or spec.workdir / "report"
+    check_report_dir(report_dir)  # before any work: a folder of the user's is refused, never wiped
     log.info("== 1-4/7 calibrate, quantize, build, render, validate")
     repo = prepare_repository(spec, force=force, progress=progress)
     served = [rv for rv in spec.resolved() if url is not None or rv.target in EMBEDDED_TARGETS]
@@ -162,10 +176,14 @@ def run(
         if bench:
             log.info("== 7/7 load test (%s)", ", ".join(names))
             try:
-                results = bench_variants(handle, served, on_result=results.append, progress=progress)
-            except BenchAborted:
-                write_report(report_dir, bench=results, comparison=comparison)
-                raise
+                bench_variants(handle, served, on_result=results.append, progress=progress)
+            except (GeneratorError, KeyboardInterrupt) as exc:  # server died or Ctrl-C: keep what finished
+                partial = write_report(report_dir, bench=results, comparison=comparison)
+                why = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
+                raise RuntimeFailure(
+                    f"load test cut short: {why}; partial report with the comparison and {len(results)} "
+                    f"completed level(s): {partial.markdown}"
+                ) from None
     report = write_report(report_dir, bench=results, comparison=comparison)
     log.info("report: %s", report.markdown)
     return RunResult(repository=repo, comparison=comparison, bench=results, report=report)

@@ -36,16 +36,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from ..pipeline import build_artifacts
+    from ..pipeline import build_artifacts, speed_checks
     from ..spec import load_spec
 
     spec = load_spec(args.spec)
     _tensorrt_first(spec, args.model)
-    for name, artifact in build_artifacts(spec, model=args.model, force=args.force).items():
+    artifacts = build_artifacts(spec, model=args.model, force=args.force)
+    for name, artifact in artifacts.items():
         print(f"{name}: {artifact.model_file} ({artifact.kind})")
         for cc, path in artifact.cc_model_files:
             print(f"  compute capability {cc}: {path}")
-    return EXIT_OK
+    checks = speed_checks(spec, artifacts, model=args.model)  # INT8 vs FP32 on this machine (issue 12), logged
+    return EXIT_OK if all(c.passed for c in checks) else EXIT_CHECK_FAILED
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, Pos
 from .base import SpecPath, StrictModel
 from .data import DataSource
 
-CalibrationMethod = Literal["entropy", "minmax", "percentile", "mse"]
+CalibrationMethod = Literal["auto", "entropy", "minmax", "percentile", "mse"]
 Metric = Literal["top1", "top5", "agreement", "error"]
 METRICS: tuple[Metric, ...] = ("top1", "top5", "agreement", "error")
 
@@ -17,7 +17,11 @@ METRICS: tuple[Metric, ...] = ("top1", "top5", "agreement", "error")
 class Calibration(StrictModel):
     """How INT8 scales are chosen (int8 variants only)."""
 
-    method: CalibrationMethod = "entropy"
+    method: CalibrationMethod = Field(
+        default="auto",
+        description="auto: per tensor, the candidate threshold (entropy, mse, percentiles, minmax) that "
+        "causes the least error at the model outputs; or one method for every tensor",
+    )
     percentile: float = Field(default=99.99, gt=0.0, le=100.0, description="for method: percentile")
     guard: bool = Field(
         default=True,
@@ -57,9 +61,14 @@ class BuildSettings(StrictModel):
         "integer kernels. unsigned: fastest (uint8 zero point 0 after Relu/Clip; values above amax saturate "
         "later than TensorRT's clip); exact: TensorRT's numerics up to rounding; off: serve the Q/DQ model as is",
     )
+    allow_slower_int8: bool = Field(  # issue 12: the build's speed check (generator/measure/speed.py)
+        default=False,
+        description="int8 on onnxruntime targets: pass the build's speed check even when INT8 runs slower "
+        "than its FP32 sibling on this machine (the check still reports it and where the time goes)",
+    )
 
 
-ORT_BUILD_FIELDS = frozenset({"ort_int8", "keep_io_types"})
+ORT_BUILD_FIELDS = frozenset({"ort_int8", "keep_io_types", "allow_slower_int8"})
 """BuildSettings fields that apply to the onnxruntime targets; the others are TensorRT's."""
 
 
