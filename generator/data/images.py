@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import GeneratorError
 from ..signature import Signature
 from ..spec.data import ImagesSource, Preprocessing
-from .batches import Chunk, apply_numeric
+from .arrays import Chunk, apply_numeric
 
 if TYPE_CHECKING:
     from PIL import Image
