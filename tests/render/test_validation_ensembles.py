@@ -58,7 +58,7 @@ def branches(decoupled: bool) -> dict[str, tuple[str, dict[str, str]]]:
 W_INPUT = ('dims: [ 3 ] } ]\noutput', 'dims: [ 3 ] }, { name: "w" data_type: TYPE_FP32 dims: [ 1 ] } ]\noutput')
 W_OPTIONAL = (W_INPUT[0], W_INPUT[1].replace("dims: [ 1 ] }", "dims: [ 1 ] optional: true }"))
 CASES = [
-    case("ensemble-members", "contains models that are not available: inner version 2",
+    case("ensemble-members", "ensemble 'm' depends on 'inner' whose required version 2 is not loaded (loaded: 1)",
          sub("model_version: -1", "model_version: 2"), base="ens", good=sub("model_version: -1", "model_version: 1", mark=False)),
     case("ensemble-cycles", "circular dependency between ensembles: m -> ... -> e2 -> m", sub('model_name: "inner"', 'model_name: "e2"'),
          base="ens", extra={**inner(), "e2": (NESTED.replace('model_name: "inner"', 'model_name: "m"'), {"1/.keep": ""})},
@@ -81,8 +81,11 @@ CASES = [
     case("ensemble-mapping", "inconsistent shape: [-1,3] is inferred from model m while [-1,4] is inferred from model inner",
          mark('output_map { key: "y"'), base="ens", good_extra=inner(replace=("max_batch_size: 8", "max_batch_size: 0")),
          extra=inner(replace=('name: "y" data_type: TYPE_FP32 dims: [ 3 ]', 'name: "y" data_type: TYPE_FP32 dims: [ 4 ]'))),
-    case("ensemble-members", "step 0 sets no model_version (0)", lambda t: mark('model_name: "inner"')(t).replace("      model_version: -1\n", ""), base="ens",
-         severity="warning"),
+    case("ensemble-members", "whose required version 0 is not loaded (loaded: 1) (model_version is not set",
+         lambda t: mark('model_name: "inner"')(t).replace("      model_version: -1\n", ""), base="ens"),
+    case("ensemble-members", "ensemble 'm' depends on 'inner' which has no loaded version", mark('model_name: "inner"'), base="ens",
+         extra={"inner": (INNER + "version_policy { specific { versions: [ 3 ] } }\n", {"1/model.py": ""})},
+         good_extra={"inner": (INNER + "version_policy { specific { versions: [ 1 ] } }\n", {"1/model.py": ""})}),
     Case("ensemble-decoupled", "step of model 'join' receives inputs originated from different decoupled models", BRANCHES,
          BRANCHES.replace("  #!", ""), {"1/.keep": ""}, {"1/.keep": ""}, branches(True), good_extra=branches(False)),
 ]

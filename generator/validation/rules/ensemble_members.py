@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..backends import ENSEMBLE
-from ..problems import Finding, warning
+from ..problems import Finding
 from ..schema import enum_name, pb2
 from ..subject import ModelUnderCheck
 from .ensemble import step_path
@@ -55,13 +55,13 @@ def members(m: ModelUnderCheck) -> Iterator[Finding]:
         if member is None:
             continue
         loaded, version = member.loaded_versions(), step.model_version
-        if version == 0:
-            yield warning(where, f"step {s} sets no model_version (0): Triton asks {step.model_name} for version 0, "
-                          "which never exists; write model_version: -1 for the latest version")
-        elif (version == -1 and not loaded) or (version > 0 and version not in loaded):
-            what = "any version" if version == -1 else f"version {version}"
-            yield Finding(step_path(s, "model_version"), f"ensemble {m.name} contains models that are not available: "
-                          f"{step.model_name} {what} (loaded versions: {loaded or 'none'})")
+        if not loaded:
+            yield Finding(where, f"ensemble '{m.name}' depends on '{step.model_name}' which has no loaded version")
+        elif version != -1 and version not in loaded:
+            hint = " (model_version is not set: write -1 for the latest version)" if version == 0 else ""
+            yield Finding(step_path(s, "model_version") if version else where, f"ensemble '{m.name}' depends on "
+                          f"'{step.model_name}' whose required version {version} is not loaded (loaded: "
+                          f"{', '.join(map(str, loaded))}){hint}")
 
 
 def cycles(m: ModelUnderCheck) -> Iterator[Finding]:
