@@ -113,3 +113,14 @@ def test_member_completed_from_onnx_is_checked_against_its_file(tmp_path: Path) 
     problems = [str(p) for p in validate_repository(tmp_path)]
     assert any("inconsistent shape: [-1,3] is inferred from model m while [-1,4] is inferred from model inner" in p
                for p in problems), problems
+
+
+def test_invalid_member_is_reported_on_the_member(tmp_path: Path) -> None:
+    """Triton fails the ensemble because its member is not valid ("depends on 'inner' which is not valid"):
+    the member's own problem, in the member's file, is what the user must fix."""
+    make_repo(tmp_path, ENS, {"1/.keep": ""}, {"inner": (INNER.replace("max_batch_size: 8", "max_batch_size: -1"),
+                                                        {"1/model.py": ""})})
+    problems = validate_repository(tmp_path)
+    assert [p.file for p in problems if "must be non-negative" in p.message] == [str(tmp_path / "inner" / "config.pbtxt")]
+    make_repo(tmp_path / "ok", ENS, {"1/.keep": ""}, {"inner": (INNER, {"1/model.py": ""})})
+    assert validate_repository(tmp_path / "ok") == []
