@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ..validation.repository import CONFIG, RULES, validate_model, validate_repository
+from ..validation.repository import CONFIG, RULES, validate_repository
 
-__all__ = ["CONFIG", "RULES", "validate_model", "validate_repository"]
+__all__ = ["CONFIG", "RULES", "validate_repository"]

@@ -46,19 +46,6 @@ def validate_repository(path: str | Path, *, strict: bool = False) -> list[Probl
     return problems
 
 
-def validate_model(folder: Path, repo_models: frozenset[str], *, strict: bool = False) -> list[Problem]:
-    """Problems of one model folder; ensemble members are looked up among `repo_models` folders beside it."""
-    model, text, problem = _load(folder, strict)
-    if model is None:
-        return [problem] if problem is not None else []
-    model.repo = {name: None for name in repo_models}
-    for name in repo_models:
-        if name != folder.name and (folder.parent / name).is_dir():
-            model.repo[name] = _load(folder.parent / name, strict)[0]
-    model.repo[folder.name] = model
-    return _check(model, text)
-
-
 def _load(folder: Path, strict: bool) -> tuple[ModelUnderCheck | None, str, Problem | None]:
     """The parsed model (None if its config.pbtxt does not parse), its text, and that parse problem."""
     from google.protobuf import text_format

@@ -31,10 +31,6 @@ class ModelUnderCheck:
         return str(self.config.name or self.folder)
 
     @property
-    def repo_models(self) -> frozenset[str]:
-        return frozenset(self.repo)
-
-    @property
     def batching(self) -> bool:
         return bool(self.config.max_batch_size > 0)
 
