@@ -4,6 +4,11 @@
 - minmax: the largest |x| seen (exact, not from the histogram).
 - percentile: the |x| below which `percentile` % of values fall (default 99.99).
 - mse: the threshold with the smallest expected int8 quantisation error on the histogram.
+- auto (the default): every candidate one histogram gives (entropy, MSE-optimal, percentiles
+  99.9 / 99.99 / 99.999, minmax) is scored here by the tensor's own quantisation error; where the
+  candidates disagree materially, `auto.py` then picks by the error each causes at the model's
+  outputs on a held-out slice (see there). No single rule wins everywhere: entropy clips spikes,
+  minmax wastes levels on outliers, percentiles and MSE clip outliers attention needs.
 
 The entropy guard. KL(P||Q) does not weigh how far clipped values move, so when one value holds
 most of a tensor's mass (a constant background after mean/std normalisation, a ReLU output that is
@@ -24,6 +29,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..errors import GeneratorError
 from ..spec.stages import Calibration
@@ -65,6 +72,8 @@ class AmaxResult:
     divergence: float | None = None
     guarded: bool = False
     rejected_amax: float | None = None
+    candidates: dict[str, float] | None = None  # auto: candidate -> amax
+    reason: str | None = None  # auto: why this candidate won
 
 
 Calibrator = Callable[[Histogram, AmaxSettings], AmaxResult]
@@ -103,7 +112,30 @@ def mse(hist: Histogram, settings: AmaxSettings) -> AmaxResult:
     return _result(hist, methods.mse_amax(hist.counts, hist.width)[0], "mse")
 
 
-CALIBRATORS: dict[str, Calibrator] = {"entropy": entropy, "minmax": minmax, "percentile": percentile, "mse": mse}
+AUTO_PERCENTILES = (99.9, 99.99, 99.999)
+
+
+def auto_candidates(hist: Histogram) -> dict[str, float]:
+    """Every threshold one histogram gives, by candidate name (clipped to the largest |x| seen)."""
+    out = {"entropy": methods.entropy_amax(hist.counts, hist.width)[0], "mse": methods.mse_amax(hist.counts, hist.width)[0]}
+    for p in AUTO_PERCENTILES:
+        out[f"percentile_{p:g}"] = methods.percentile_amax(hist.counts, hist.width, p)
+    out["minmax"] = hist.amax
+    return {name: float(min(value, hist.amax)) for name, value in out.items() if value > 0}
+
+
+def auto(hist: Histogram, settings: AmaxSettings) -> AmaxResult:
+    """The candidate with the smallest own quantisation error (the model-output check may override it)."""
+    candidates = auto_candidates(hist)
+    errors = methods.quantization_mse(hist.counts, hist.width, np.array(list(candidates.values())))
+    best = list(candidates)[int(np.argmin(errors))]
+    return _result(hist, candidates[best], f"auto:{best}", candidates=candidates,
+                   reason=f"lowest own quantisation MSE ({float(errors.min()):.3g})")
+
+
+CALIBRATORS: dict[str, Calibrator] = {
+    "auto": auto, "entropy": entropy, "minmax": minmax, "percentile": percentile, "mse": mse,
+}
 
 
 def compute_amax(hist: Histogram, settings: AmaxSettings) -> AmaxResult:

@@ -138,6 +138,10 @@ def calibrate_model(
     histograms, samples = collect_histograms(model, tensors, batches, where=model_path)
     amax_settings = AmaxSettings.from_spec(calibration)
     results = {name: compute_amax(histograms[name], amax_settings) for name in tensors}
+    if calibration.method == "auto":  # per-tensor choice by model-output error where candidates disagree (auto.py)
+        from .auto import refine_on_holdout
+
+        results = refine_on_holdout(model, results, histograms, calibration, onnx_signature(model, where=model_path))
     amax = {name: r.amax for name, r in results.items()}
     cache_text = trt_cache.format_cache(amax, algorithm=algorithm, version=version)
     document = manifest_document(

@@ -33,6 +33,7 @@ def write_pixels(path: Path, samples: int, *, seed: int = 1, shape: tuple[int, .
 def calibration(data: Path, **overrides: object) -> Calibration:
     """A Calibration block over an arrays file scaled to [0, 1] (overrides replace fields)."""
     source = ArraysSource(kind="arrays", path=data, preprocessing=Preprocessing(scale=1 / 255))
-    fields: dict[str, object] = {"data": source, "samples": 32, "batch_size": 8}
+    # method: entropy pinned (the spec default became auto, issue 8): these tests check entropy's outputs
+    fields: dict[str, object] = {"data": source, "samples": 32, "batch_size": 8, "method": "entropy"}
     fields.update(overrides)
     return Calibration(**fields)  # type: ignore[arg-type]
