@@ -81,8 +81,8 @@ def warmup(m: ModelUnderCheck) -> Iterator[Finding]:
         elif not m.batching and sample.batch_size != 1:
             yield Finding(where + ("batch_size",), f"warmup {sample.name!r} batch_size must be 1 (max_batch_size is 0)")
         elif m.batching and sample.batch_size > m.config.max_batch_size:
-            yield Finding(where + ("batch_size",), f"warmup {sample.name!r} batch_size {sample.batch_size} exceeds "
-                          f"max_batch_size {m.config.max_batch_size}")
+            yield warning(where + ("batch_size",), f"warmup {sample.name!r} batch_size {sample.batch_size} exceeds "
+                          f"max_batch_size {m.config.max_batch_size}: no request could be that large")
         for key in sorted(sample.inputs):
             value = sample.inputs[key]
             dims = list(value.dims)
