@@ -46,11 +46,15 @@ def select(spec: Spec, model: str | None = None) -> list[ResolvedVariant]:
 def calibrate(rv: ResolvedVariant, *, force: bool = False, progress: bool = True) -> "CalibrationResult":
     """Stage 1: the variant's thresholds, on the tensors its quantization needs."""
     from .calibrate import calibrate_variant
+    from .calibrate.run import prepare_variant
     from .quantize import calibration_tensors
     from .signature import load_onnx
 
-    model = load_onnx(rv.model.onnx)
-    return calibrate_variant(rv, calibration_tensors(rv, model), model=model, force=force, progress=progress)
+    with prepare_variant(rv, force=force) as prepared:  # BatchNorm and constants folded, activations fused (issue 12)
+        model = load_onnx(prepared)
+        return calibrate_variant(
+            rv, calibration_tensors(rv, model), model=model, model_path=prepared, force=force, progress=progress
+        )
 
 
 def source_model(rv: ResolvedVariant, *, force: bool = False, progress: bool = True) -> "Path | QuantizedModel":
@@ -63,13 +67,19 @@ def source_model(rv: ResolvedVariant, *, force: bool = False, progress: bool = T
 
 
 def build_artifacts(
-    spec: Spec, *, model: str | None = None, force: bool = False, progress: bool = True
+    spec: Spec, *, model: str | None = None, force: bool = False, progress: bool = True,
+    variants: Sequence[str] | None = None,
 ) -> dict[str, Artifact]:
-    """Stage 3: one deployable model file per variant (ONNX for onnxruntime targets, plans for TensorRT)."""
+    """Stage 3: one deployable model file per variant (ONNX for onnxruntime targets, plans for TensorRT).
+
+    `model` keeps one model's variants, `variants` only the variants of these names.
+    """
     from .engine import build_variant
 
     artifacts: dict[str, Artifact] = {}
     for rv in select(spec, model):
+        if variants is not None and rv.name not in variants:
+            continue
         log.info("[%s] preparing %s %s", rv.name, rv.precision, rv.target)
         artifacts[rv.name] = build_variant(rv, source_model(rv, force=force, progress=progress), force=force)
     return artifacts
@@ -145,7 +155,7 @@ class RunResult:
 
 def run(
     spec: Spec, *, url: str | None = None, force: bool = False, bench: bool = True,
-    report_dir: Path | None = None, progress: bool = True,
+    report_dir: Path | None = None, progress: bool = True, only: Sequence[str] | None = None,
 ) -> RunResult:
     """The main job: calibrate -> build -> render -> validate -> serve -> compare -> bench -> report.
 
@@ -165,11 +175,15 @@ def run(
     if not served:
         raise GeneratorError("no variant the bundled server can serve (python-onnxruntime); pass --url of a full Triton")
     pairs, skipped = comparison_pairs(spec, embedded=url is None)
+    if only is not None:  # --model / --variant: the repository is whole, the measurements are of these
+        pairs = [pair for pair in pairs if any(rv.name in only for rv in pair)]
+        wanted = {rv.name for pair in pairs for rv in pair} | set(only)
+        served = [rv for rv in served if rv.name in wanted]
     names = [rv.name for rv in served]
     log.info("== 5/7 serve %s", "on " + url if url else "with the bundled tritonserver")
     results: list[BenchResult] = []
     comparison = None
-    with serving(spec, names, url=url, repository=repo) as handle:
+    with serving(spec, names, url=url, repository=repo, progress=progress) as handle:
         log.info("== 6/7 compare INT8 with FP32 on the evaluation set")
         comparison = compare_spec(handle, pairs, skipped=skipped, progress=progress)
         log.info("%s", comparison.summary())

@@ -13,6 +13,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,7 @@ class CalibrationResult:
     manifest_path: Path
     report_dir: Path
     skipped: bool
+    model_path: Path | None = None  # the graph calibrated, which INT8 is built from (`prepare_variant`)
 
 
 def calibrate_variant(
@@ -55,6 +57,7 @@ def calibrate_variant(
     tensors: Sequence[str] | None = None,
     *,
     model: "onnx.ModelProto | None" = None,
+    model_path: Path | None = None,
     force: bool = False,
     progress: bool = True,
 ) -> CalibrationResult:
@@ -62,14 +65,16 @@ def calibrate_variant(
 
     The caller says which tensors (the quantize stage knows where its Q/DQ pairs go:
     `generator.quantize.calibration_tensors`); None calibrates every float activation the graph
-    produces, as TensorRT's EntropyCalibration2 does before layer fusion.
+    produces, as TensorRT's EntropyCalibration2 does before layer fusion. `model_path` (and `model`,
+    loaded from it) is the graph to calibrate: the prepared one (`prepare_variant`) in the pipeline,
+    the user's FP32 model when not given.
     """
     calibration = rv.variant.calibration
     if calibration is None:
         raise GeneratorError(f"variant {rv.name!r} is {rv.precision}: only int8 variants are calibrated")
-    model_path = Path(rv.model.onnx)
+    model_path = Path(model_path if model_path is not None else rv.model.onnx)
     model = model if model is not None else load_model(model_path)
-    return calibrate_model(
+    result = calibrate_model(
         model_path,
         calibration,
         rv.workdir / "calibration",
@@ -79,6 +84,35 @@ def calibrate_variant(
         force=force,
         progress=progress,
     )
+    return dataclasses.replace(result, model_path=model_path)
+
+
+@contextmanager
+def prepare_variant(rv: ResolvedVariant, *, force: bool = False) -> Iterator[Path]:
+    """`<variant workdir>/model_prepared.onnx`: the graph INT8 is calibrated on and built from (prepare.py).
+
+    A context: when the block fails (bad data, say), a prepared copy written for it is removed again,
+    with the folders made for it, so that bad input leaves nothing behind.
+    """
+    from ..manifest import manifest_path
+    from .prepare import PREPARED_ONNX, prepare_model
+
+    dest = rv.workdir / PREPARED_ONNX
+    made = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]
+    existed = dest.is_file()
+    path = prepare_model(Path(rv.model.onnx), dest, variant=rv.name, force=force)
+    try:
+        yield path
+    except BaseException:
+        if not existed:
+            dest.unlink(missing_ok=True)
+            manifest_path(dest).unlink(missing_ok=True)
+            for folder in made:  # deepest first
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+        raise
 
 
 def float_activations(model: "onnx.ModelProto") -> list[str]:

@@ -88,7 +88,7 @@ def quantize_variant(rv: "ResolvedVariant", calibration: "CalibrationResult", *,
     from .qdq import quantize_model
 
     settings = _calibration_settings(rv)
-    model = _load(rv.model.onnx)
+    model = _load(calibration.model_path or rv.model.onnx)  # the graph calibrated (prepared: issue 12)
     keep: Sequence[str] = settings.keep_float
     if settings.keep_float_top_k or settings.target_drop is not None:
         stored = _stored_decision(rv, calibration)
@@ -133,7 +133,7 @@ def sensitivity_variant(
     from .sensitivity import fallback, rank
 
     settings = _calibration_settings(rv)
-    evaluator = Evaluator(_load(rv.model.onnx), calibration.amax, load_evalset(rv))
+    evaluator = Evaluator(_load(calibration.model_path or rv.model.onnx), calibration.amax, load_evalset(rv))  # issue 12
     base_keep = list(settings.keep_float)
     ranking = rank(evaluator, mode=mode, keep_float=base_keep, progress=progress)
     keep = base_keep + [t for t in ranking.top(settings.keep_float_top_k) if t not in base_keep]
