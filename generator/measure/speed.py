@@ -194,16 +194,22 @@ def profile_ops(model: Path, threads: Mapping[str, int], feeds: Mapping[str, np.
 
 
 def aggregate_profile(events: Sequence[Mapping[str, Any]], runs: int) -> tuple[OpTime, ...]:
-    """Sum onnxruntime's `Node` kernel events per node (ms per run), slowest first."""
-    totals: dict[str, float] = defaultdict(float)
+    """onnxruntime's `Node` kernel events per node: the median over runs (ms per run), slowest first.
+
+    The median, not the mean: a session's first runs allocate and would dominate the total.
+    `runs` is kept for callers that know how many runs were recorded (a node seen fewer times ran
+    inside a branch, counted as 0 the other times).
+    """
+    durations: dict[str, list[float]] = defaultdict(list)
     op_types: dict[str, str] = {}
     for event in events:
         name = str(event.get("name", ""))
         if event.get("cat") != "Node" or not name.endswith("_kernel_time"):
             continue
         node = name[: -len("_kernel_time")]
-        totals[node] += float(event.get("dur", 0)) / 1e3 / runs
+        durations[node].append(float(event.get("dur", 0)) / 1e3)
         op_types[node] = str(event.get("args", {}).get("op_name", "?"))
+    totals = {node: statistics.median(values + [0.0] * max(0, runs - len(values))) for node, values in durations.items()}
     ops = [OpTime(node, op_types[node], ms, op_kind(op_types[node])) for node, ms in totals.items()]
     return tuple(sorted(ops, key=lambda o: -o.ms))
 

@@ -76,13 +76,16 @@ def test_trgen_build_exits_1_when_int8_is_slower(make_spec: SpecFactory, monkeyp
 
 def test_profile_aggregates_kernel_events_per_node() -> None:
     events = [
-        {"cat": "Node", "name": "conv_kernel_time", "dur": 3000, "args": {"op_name": "QLinearConv"}},
-        {"cat": "Node", "name": "conv_kernel_time", "dur": 1000, "args": {"op_name": "QLinearConv"}},
-        {"cat": "Node", "name": "dq_kernel_time", "dur": 6000, "args": {"op_name": "DequantizeLinear"}},
+        {"cat": "Node", "name": "conv_kernel_time", "dur": 90000, "args": {"op_name": "QLinearConv"}},  # first run
+        {"cat": "Node", "name": "conv_kernel_time", "dur": 2000, "args": {"op_name": "QLinearConv"}},
+        {"cat": "Node", "name": "conv_kernel_time", "dur": 2000, "args": {"op_name": "QLinearConv"}},
+        {"cat": "Node", "name": "dq_kernel_time", "dur": 3000, "args": {"op_name": "DequantizeLinear"}},
+        {"cat": "Node", "name": "dq_kernel_time", "dur": 3000, "args": {"op_name": "DequantizeLinear"}},
+        {"cat": "Node", "name": "dq_kernel_time", "dur": 3000, "args": {"op_name": "DequantizeLinear"}},
         {"cat": "Node", "name": "dq_fence_before", "dur": 9000, "args": {"op_name": "DequantizeLinear"}},
         {"cat": "Session", "name": "model_run", "dur": 99000},
     ]
-    ops = aggregate_profile(events, runs=2)
+    ops = aggregate_profile(events, runs=3)
     assert ops == (OpTime("dq", "DequantizeLinear", 3.0, "conversion"), OpTime("conv", "QLinearConv", 2.0, "integer"))
 
 
