@@ -48,3 +48,25 @@ class RuntimeFailure(GeneratorError):
     Still one line for the user, but the CLI exits with `EXIT_RUNTIME_ERROR` rather than
     `EXIT_USER_ERROR`: re-running the same input may succeed.
     """
+
+
+class ProblemList(GeneratorError):
+    """Several user-facing problems found at once (a spec with three mistakes): the CLI prints each.
+
+    Its own message is the first problem plus a count, for callers that only show one line.
+    """
+
+    def __init__(self, problems: "list[GeneratorError]") -> None:
+        self.problems = tuple({str(p): p for p in problems}.values())  # the same problem once
+        first = self.problems[0]
+        more = len(self.problems) - 1
+        super().__init__(first.message + (f" (and {more} more, printed one per line)" if more else ""), where=first.where)
+
+    def lines(self) -> list[str]:
+        """Every problem as one line."""
+        return [str(p) for p in self.problems]
+
+
+def problem_lines(exc: GeneratorError) -> list[str]:
+    """The one-line messages of an error: one, or one per problem of a `ProblemList`."""
+    return exc.lines() if isinstance(exc, ProblemList) else [str(exc)]

@@ -1,7 +1,9 @@
 """`trgen`: thin command-line front end over the stage functions.
 
-Each command group lives in its own module exposing `register(subparsers)`; commands return an exit
-code. User errors (`GeneratorError`) print one line and exit 2; anything else is a bug (exit 3).
+Each command group lives in its own module exposing `register(subparsers)` (cheap: stages are
+imported when a command runs); commands return an exit code. Exit codes mean one thing each:
+0 ok, 1 a check ran and failed, 2 bad input (one line per problem, nothing written), 3 a bug in
+trgen, 4 a run-time failure that is not the input's fault (server died, build failed, Ctrl-C).
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..errors import EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, GeneratorError
+from ..errors import (
+    EXIT_INTERNAL_ERROR, EXIT_RUNTIME_ERROR, EXIT_USER_ERROR, GeneratorError, RuntimeFailure, problem_lines,
+)
+from .common import add_verbose
 
 # command modules, in the order their commands appear in --help (pipeline order)
 _COMMAND_MODULES = (
@@ -29,16 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="FP32 ONNX -> calibrated INT8 -> TensorRT / Triton model repository, served and measured.",
     )
     parser.add_argument("--version", action="version", version=f"trgen {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_verbose(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in _COMMAND_MODULES:
         try:
             module = importlib.import_module(f"{__name__}.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith(__name__):
-                continue  # command group not present in this build
-            raise
-        module.register(sub)
+            module.register(sub)
+        except Exception as exc:  # reported, never silently dropped: the other commands still work
+            print(f"trgen: warning: the {module_name} commands are unavailable: {exc.__class__.__name__}: {exc} "
+                  "(a bug or a broken install; please report it)", file=sys.stderr)
     return parser
 
 
@@ -48,12 +52,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         return int(args.func(args) or 0)
+    except RuntimeFailure as exc:
+        print(f"trgen: failed: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME_ERROR
     except GeneratorError as exc:
-        print(f"trgen: error: {exc}", file=sys.stderr)
+        for line in problem_lines(exc):
+            print(f"trgen: error: {line}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("trgen: interrupted", file=sys.stderr)
-        return 130
+        print("trgen: interrupted (Ctrl-C); finished outputs are kept, nothing is half-written", file=sys.stderr)
+        return EXIT_RUNTIME_ERROR
     except Exception:
         log.exception("trgen: internal error (a bug in trgen; please report it with the traceback above)")
         return EXIT_INTERNAL_ERROR

@@ -18,28 +18,31 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EXIT_CHECK_FAILED, EXIT_OK, GeneratorError
+from ..errors import EXIT_CHECK_FAILED, EXIT_OK, GeneratorError, RuntimeFailure
+from .common import add_command, add_progress, add_selection, add_spec, add_url, open_spec, progress_enabled
 
 if TYPE_CHECKING:
     from ..measure.bench import BenchResult
+    from .common import Selection
 
 log = logging.getLogger("trgen")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    bench = sub.add_parser(
-        "bench",
+    bench = add_command(
+        sub, "bench",
         help="throughput/latency load test (concurrency sweep, request rate) with stable windows",
         description="Benchmark each variant of SPEC on the embedded server (or --url), or any model on any "
         "Triton with --url URL --model-name NAME.",
+        examples=("trgen bench examples/mnist/spec.yaml --concurrency 1,8,32",
+                  "trgen bench spec.yaml --variant mnist_int8 --out bench_int8",
+                  "trgen bench --url localhost:8001 --model-name resnet50 --request-rate 100,200"),
     )
-    bench.add_argument("spec", nargs="?", help="path to the YAML spec (omit with --model-name)")
-    bench.add_argument("--model", help="spec mode: only this model or variant name")
-    bench.add_argument(
-        "--url", help="Triton server: host:port (gRPC) or http://host:port (HTTP); spec mode default: embedded"
-    )
-    bench.add_argument("--model-name", help="URL mode: the Triton model to benchmark")
+    add_spec(bench, optional=True)
+    add_selection(bench)
+    add_url(bench, default="spec mode: the bundled server")
+    bench.add_argument("--model-name", help="URL mode: the Triton model to benchmark (no spec)")
     load = bench.add_argument_group("load (override the spec's benchmark block)")
     load.add_argument("--concurrency", type=_ints, metavar="N,N,...", help="concurrency levels, e.g. 1,8,32")
     load.add_argument("--request-rate", type=_floats, metavar="R,R,...", help="open-loop request rates/s")
@@ -53,8 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     load.add_argument("--window", type=float, dest="window_s", metavar="S", help="measurement window seconds")
     load.add_argument("--max-windows", type=int, metavar="N", help="stop after N windows if not stable (>= 3)")
     load.add_argument("--stability", type=float, dest="stability_pct", metavar="PCT", help="stability limit (%%)")
-    bench.add_argument("--out", type=Path, help="report folder (default: WORKDIR/bench, or trgen-bench/NAME)")
-    bench.add_argument("--no-progress", action="store_true", help="no progress bars")
+    bench.add_argument("--out", type=Path, help="report folder (default: WORKDIR/bench, or trgen-bench/NAME); "
+                       "only a folder trgen wrote is replaced")
+    add_progress(bench)
     bench.set_defaults(func=_bench)
 
 
@@ -101,66 +105,92 @@ def _bench(args: argparse.Namespace) -> int:
     if args.spec is None and args.model_name is None:
         raise GeneratorError("give a spec (trgen bench SPEC) or a model on a server (--url URL --model-name NAME)")
     if args.spec is not None and args.model_name is not None:
-        raise GeneratorError("--model-name is for a model outside a spec; with a spec use --model to pick one")
+        raise GeneratorError("--model-name is for a model outside a spec; with a spec use --model or --variant")
     if args.model_name is not None and args.url is None:
         raise GeneratorError("--model-name needs --url (the Triton server that serves it)")
+    if args.spec is None and (args.model or args.variant):
+        raise GeneratorError("--model and --variant pick from a spec; without one, name the Triton model with --model-name")
     results: list[BenchResult] = []
+    selection = None
+    if args.spec is not None:  # the front door, before any load: spec, data, report folder
+        out = args.out or _spec_workdir(args) / "bench"
+        selection = open_spec(args, command="bench" if args.url is None else "bench-url", report_dir=out)
+    else:
+        out = _url_out_dir(args)
     try:
-        out = _bench_spec(args, results) if args.spec is not None else _bench_url(args, results)
-    except (GeneratorError, KeyboardInterrupt):
-        _write(args.out, results, partial=True)  # args.out is set before any load starts
-        raise
+        if selection is not None:
+            _bench_spec(args, selection, results)
+        else:
+            _bench_url(args, results)
+    except (GeneratorError, KeyboardInterrupt) as exc:
+        if not results or (isinstance(exc, GeneratorError) and not _mid_run(exc)):
+            raise
+        written = _write(out, results, partial=True)
+        why = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        raise RuntimeFailure(f"load test cut short: {why}; partial report: {written}") from None
     _write(out, results, partial=False)
     return EXIT_CHECK_FAILED if any(r.failed_total for r in results) else EXIT_OK
 
 
-def _bench_spec(args: argparse.Namespace, results: list["BenchResult"]) -> Path:
-    from ..measure.bench import bench_variants
+def _mid_run(exc: GeneratorError) -> bool:
+    from ..measure.bench import BenchAborted
+
+    return isinstance(exc, (BenchAborted, RuntimeFailure))
+
+
+def _spec_workdir(args: argparse.Namespace) -> Path:
     from ..spec import load_spec
 
-    spec = load_spec(args.spec)
-    variants = [rv for rv in spec.resolved() if args.model is None or args.model in (rv.model.name, rv.name)]
-    if not variants:
-        known = ", ".join(rv.name for rv in spec.resolved())
-        raise GeneratorError(f"no model or variant named {args.model!r} (the spec has: {known})", where=args.spec)
-    out: Path = args.out or spec.workdir / "bench"
-    args.out = out
-    names = [rv.name for rv in variants]
-    from ..pipeline import serving
+    return load_spec(args.spec, check_files=False).workdir
 
-    progress = not args.no_progress
-    with serving(spec, names, url=args.url, progress=progress) as handle:
-        bench_variants(handle, variants, overrides=_overrides(args), on_result=results.append, progress=progress)
+
+def _url_out_dir(args: argparse.Namespace) -> Path:
+    """URL mode's report folder, decided and checked before any load starts."""
+    from ..measure.report import check_report_dir
+
+    if args.out is not None:
+        out: Path = args.out
+    else:
+        if not _SAFE_NAME.match(args.model_name):
+            raise GeneratorError(f"model name {args.model_name!r} cannot be a folder name; give the report folder with --out")
+        out = Path("trgen-bench") / args.model_name
+    check_report_dir(out)
     return out
 
 
-def _bench_url(args: argparse.Namespace, results: list["BenchResult"]) -> Path:
+def _bench_spec(args: argparse.Namespace, selection: "Selection", results: list["BenchResult"]) -> None:
+    from ..measure.bench import bench_variants
+    from ..pipeline import serving
+
+    variants = list(selection.variants)
+    names = [rv.name for rv in variants]
+    progress = progress_enabled(args)
+    with serving(selection.spec, names, url=args.url, progress=progress) as handle:
+        bench_variants(handle, variants, overrides=_overrides(args), on_result=results.append, progress=progress)
+
+
+def _bench_url(args: argparse.Namespace, results: list["BenchResult"]) -> None:
     from ..measure.bench import BenchSettings, BenchTarget, bench_model
 
-    name = args.model_name
-    if args.out is None and not _SAFE_NAME.match(name):
-        raise GeneratorError(f"model name {name!r} cannot be a folder name; give the report folder with --out")
-    out: Path = args.out or Path("trgen-bench") / name
-    args.out = out
     overrides = _overrides(args)
     shapes = overrides.pop("shapes") or {}
     if overrides["protocol"] is None:
         overrides["protocol"] = "http" if args.url.strip().startswith("http://") else "grpc"
     settings = BenchSettings(**{k: v for k, v in overrides.items() if v is not None})
-    bench_model(BenchTarget(url=args.url, model=name, shapes=shapes), settings, on_result=results.append,
-                progress=not args.no_progress)
-    return out
+    bench_model(BenchTarget(url=args.url, model=args.model_name, shapes=shapes), settings, on_result=results.append,
+                progress=progress_enabled(args))
 
 
-def _write(out: Path | None, results: Sequence["BenchResult"], *, partial: bool) -> None:
+def _write(out: Path, results: Sequence["BenchResult"], *, partial: bool) -> Path | None:
     from ..measure.report import write_report
 
-    if out is None or not results:
-        return
+    if not results:
+        return None
     print(summary_table(results))
     paths = write_report(out, bench=results, comparison=None)
     what = "partial report" if partial else "report"
     print(f"{what}: {paths.markdown} (JSON: {paths.json.name}, plots: {', '.join(p.name for p in paths.plots) or 'none'})")
+    return paths.markdown
 
 
 def summary_table(results: Sequence["BenchResult"]) -> str:

@@ -3,45 +3,47 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
-
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK
+from .common import Selection, add_command, add_force, add_progress, add_selection, add_spec, open_spec, progress_enabled
 
-if TYPE_CHECKING:
-    from ..spec import Spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    build = sub.add_parser(
-        "build",
+    build = add_command(
+        sub, "build",
         help="build each variant's model file (ONNX for onnxruntime targets, TensorRT plans)",
         description="fp32: the source ONNX; fp16: an FP16 copy; int8: the calibrated Q/DQ ONNX (calibrates "
         "first). target: tensorrt builds a plan with the installed TensorRT (10 or 11) and writes model.plan.json, "
         "reproduce.sh and a manifest beside it. Rebuilds only what changed.",
+        examples=("trgen build examples/mnist/spec.yaml", "trgen build spec.yaml --variant mnist_trt_int8 --force"),
     )
-    build.add_argument("spec", help="path to the YAML spec")
-    build.add_argument("--model", metavar="NAME", help="only this model's variants")
-    build.add_argument("--force", action="store_true", help="rebuild even when nothing changed")
+    add_spec(build)
+    add_selection(build)
+    add_force(build)
+    add_progress(build)
     build.set_defaults(func=_build)
 
-    verify = sub.add_parser(
-        "verify",
+    verify = add_command(
+        sub, "verify",
         help="run each built variant locally on the evaluation data and compare with onnxruntime FP32",
         description="Builds what is missing first. ONNX variants run in onnxruntime (CPU), TensorRT plans on "
         "the local GPU. Exit status 1 when a tolerance of the model's evaluation block is missed.",
+        examples=("trgen verify examples/mnist/spec.yaml", "trgen verify spec.yaml --model mnist"),
     )
-    verify.add_argument("spec", help="path to the YAML spec")
-    verify.add_argument("--model", metavar="NAME", help="only this model's variants")
+    add_spec(verify)
+    add_selection(verify)
+    add_progress(verify)
     verify.set_defaults(func=_verify)
 
 
 def _build(args: argparse.Namespace) -> int:
     from ..pipeline import build_artifacts, speed_checks
-    from ..spec import load_spec
 
-    spec = load_spec(args.spec)
-    _tensorrt_first(spec, args.model)
-    artifacts = build_artifacts(spec, model=args.model, force=args.force)
+    selection = open_spec(args, command="build")
+    spec = selection.spec
+    _tensorrt_first(selection)
+    names = [rv.name for rv in selection.variants]
+    artifacts = build_artifacts(spec, variants=names, force=args.force, progress=progress_enabled(args))
     for name, artifact in artifacts.items():
         print(f"{name}: {artifact.model_file} ({artifact.kind})")
         for cc, path in artifact.cc_model_files:
@@ -53,15 +55,15 @@ def _build(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from ..measure.verify import verify_variant
     from ..measure.compare import ComparisonReport
-    from ..pipeline import build_artifacts, select
-    from ..spec import load_spec
+    from ..pipeline import build_artifacts
 
-    spec = load_spec(args.spec)
-    _tensorrt_first(spec, args.model)
-    variants = select(spec, args.model)
+    selection = open_spec(args, command="verify")
+    _tensorrt_first(selection)
+    variants = selection.variants
     chosen = [rv for rv in variants if rv.model.evaluation is not None]
     skipped = [f"{rv.name}: model {rv.model.name!r} has no 'evaluation' block" for rv in variants if rv.model.evaluation is None]
-    artifacts = build_artifacts(spec, model=args.model) if chosen else {}
+    names = [rv.name for rv in chosen]
+    artifacts = build_artifacts(selection.spec, variants=names, progress=progress_enabled(args)) if chosen else {}
     results = tuple(verify_variant(rv, artifacts[rv.name]) for rv in chosen)
     report = ComparisonReport(server="this machine", comparisons=results, skipped=tuple(skipped))
     print("Each variant on this machine against onnxruntime FP32 (the live comparison's statistics):")
@@ -69,10 +71,9 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_OK if report else EXIT_CHECK_FAILED
 
 
-def _tensorrt_first(spec: "Spec", model: str | None) -> None:
+def _tensorrt_first(selection: Selection) -> None:
     """Fail before any work when a tensorrt variant is selected and TensorRT is missing."""
     from ..engine.tensorrt_env import load_tensorrt
-    from ..pipeline import select
 
-    if any(rv.target == "tensorrt" for rv in select(spec, model)):
+    if any(rv.target == "tensorrt" for rv in selection.variants):
         load_tensorrt()

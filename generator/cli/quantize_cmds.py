@@ -6,18 +6,25 @@ import argparse
 from pathlib import Path
 
 from ..errors import GeneratorError
+from .common import Selection, add_command, add_force, add_progress, add_selection, add_spec, open_spec, progress_enabled
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    quantize = sub.add_parser("quantize", help="write the Q/DQ INT8 ONNX of each int8 variant (calibrates first)")
-    quantize.add_argument("spec", help="path to the YAML spec")
-    quantize.add_argument("--model", metavar="NAME", help="only this model (or variant) name")
-    quantize.add_argument("--force", action="store_true", help="recalibrate even when the cache is current")
+    quantize = add_command(sub, "quantize", help="write the Q/DQ INT8 ONNX of each int8 variant (calibrates first)",
+                           examples=("trgen quantize examples/mnist/spec.yaml",
+                                     "trgen quantize spec.yaml --variant mnist_int8 --force"))
+    add_spec(quantize)
+    add_selection(quantize, what="int8 variants")
+    add_force(quantize)
+    add_progress(quantize)
     quantize.set_defaults(func=_quantize)
 
-    sens = sub.add_parser("sensitivity", help="rank quantized tensors by their effect on top-1 (mixed precision)")
-    sens.add_argument("spec", help="path to the YAML spec")
-    sens.add_argument("--model", metavar="NAME", help="only this model (or variant) name")
+    sens = add_command(sub, "sensitivity", help="rank quantized tensors by their effect on top-1 (mixed precision)",
+                       examples=("trgen sensitivity examples/mnist/spec.yaml",
+                                 "trgen sensitivity spec.yaml --variant mnist_int8 --mode oat --json sens.json"))
+    add_spec(sens)
+    add_selection(sens, what="int8 variants")
+    add_progress(sens)
     sens.add_argument(
         "--mode", choices=("loo", "oat"), default="loo",
         help="loo: all INT8 but one tensor (default; what a fallback recovers); oat: only one tensor INT8",
@@ -26,17 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     sens.set_defaults(func=_sensitivity)
 
 
-def _int8_variants(spec_path: str, model: str | None) -> list:
-    from ..spec import load_spec
-
-    spec = load_spec(spec_path)
-    chosen = [
-        rv for rv in spec.resolved()
-        if rv.precision == "int8" and (model is None or model in (rv.model.name, rv.name))
-    ]
+def _int8_variants(args: argparse.Namespace, command: str) -> list:
+    selection: Selection = open_spec(args, command=command)
+    chosen = [rv for rv in selection.variants if rv.precision == "int8"]
     if not chosen:
-        what = f"model or variant {model!r}" if model else "the spec"
-        raise GeneratorError(f"{what} has no int8 variant to quantize", where=spec_path)
+        what = f"--variant {args.variant!r}" if args.variant else f"model {args.model!r}" if args.model else "the spec"
+        raise GeneratorError(f"{what} has no int8 variant to quantize", where=args.spec)
     return chosen
 
 
@@ -44,12 +46,13 @@ def _quantize(args: argparse.Namespace) -> int:
     from ..pipeline import calibrate as calibrate_variant
     from ..quantize import check_variant, quantize_variant
 
-    variants = _int8_variants(args.spec, args.model)
+    variants = _int8_variants(args, "quantize")
     for rv in variants:
         check_variant(rv)  # fail on a bad keep_float before spending time on calibration
+    progress = progress_enabled(args)
     for rv in variants:
-        calibration = calibrate_variant(rv, force=args.force)
-        result = quantize_variant(rv, calibration)
+        calibration = calibrate_variant(rv, force=args.force, progress=progress)
+        result = quantize_variant(rv, calibration, progress=progress)
         kept = f", kept float: {', '.join(result.kept_float)}" if result.kept_float else ""
         print(f"{rv.name}: {result.path} ({len(result.quantized)} tensors INT8{kept})")
     return 0
@@ -60,13 +63,13 @@ def _sensitivity(args: argparse.Namespace) -> int:
     from ..quantize import check_variant, sensitivity_variant
     from ..quantize.report import ranking_table
 
-    variants = _int8_variants(args.spec, args.model)
+    variants = _int8_variants(args, "sensitivity")
     for rv in variants:
         check_variant(rv)
     if args.json is not None and len(variants) > 1:
-        raise GeneratorError(f"--json names one file but {len(variants)} int8 variants match: add --model")
+        raise GeneratorError(f"--json names one file but {len(variants)} int8 variants match: add --variant")
     for rv in variants:
-        calibration = calibrate_variant(rv)
+        calibration = calibrate_variant(rv, progress=progress_enabled(args))
         result = sensitivity_variant(rv, calibration, mode=args.mode, json_path=args.json)
         print(f"== {rv.name}")
         print(ranking_table(result.ranking))

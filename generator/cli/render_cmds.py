@@ -7,18 +7,28 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK
+from .common import add_command, add_progress, add_spec, open_spec, progress_enabled
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    render = sub.add_parser("render", help="write the Triton model repository of a spec (builds what is missing)")
-    render.add_argument("spec", help="path to the YAML spec")
+    render = add_command(
+        sub, "render", help="write the Triton model repository of a spec (builds what is missing)",
+        description="Calibrate, quantize and build what is missing, then write the whole repository into a "
+        "folder beside the target and swap it in atomically (validated first). Only a folder trgen wrote is "
+        "replaced.",
+        examples=("trgen render examples/mnist/spec.yaml", "trgen render spec.yaml --repository /srv/models"),
+    )
+    add_spec(render)
     render.add_argument("--repository", type=Path, default=None, help="output folder (default: the spec's repository)")
+    add_progress(render)
     render.set_defaults(func=_render)
-    validate = sub.add_parser(
+    validate = add_command(
+        sub,
         "validate",
         help="check a Triton model repository offline (exit 1: problems found, 2: unreadable)",
         description="Check a model repository against the rules Triton enforces when it loads it; every problem "
         "as file:line: message. Warnings (rules Triton enforces only on some hosts) do not fail.",
+        examples=("trgen validate model_repository", "trgen validate /srv/models --strict"),
     )
     validate.add_argument("repository", type=Path, help="the model repository folder")
     validate.add_argument(
@@ -31,15 +41,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from ..pipeline import (
-        build_artifacts,  # the lead's module: calibrate/quantize/build as needed
-    )
-    from ..render import render_repository
-    from ..spec import load_spec
+    from ..pipeline import prepare_repository
 
-    spec = load_spec(args.spec)
-    artifacts = build_artifacts(spec, force=False)
-    repository = render_repository(spec, artifacts, args.repository)
+    spec = open_spec(args, command="render", repository=args.repository).spec
+    repository = prepare_repository(spec, repository=args.repository, progress=progress_enabled(args))
     print(f"{repository.path}: {len(repository.models)} models ({', '.join(repository.models)})")
     return EXIT_OK
 

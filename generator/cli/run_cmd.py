@@ -6,34 +6,51 @@ import argparse
 from pathlib import Path
 
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK
+from .common import add_command, add_force, add_progress, add_selection, add_spec, add_url, open_spec, progress_enabled
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    run = sub.add_parser(
-        "run",
+    run = add_command(
+        sub, "run",
         help="calibrate, build, render, validate, serve, compare INT8 with FP32, load-test and report",
-        description="The whole path on one spec. Exit code 1 when INT8 misses the spec's tolerances.",
+        description="The whole path on one spec. Exit 1 when INT8 misses the spec's tolerances, 4 when the run "
+        "is cut short (server died, Ctrl-C): the report is still written with what finished. The repository "
+        "always holds every variant; --model / --variant choose what is compared and load-tested.",
+        examples=("trgen run examples/mnist/spec.yaml", "trgen run spec.yaml --no-bench --report ci_report",
+                  "trgen run spec.yaml --url localhost:8001 --variant mnist_int8"),
     )
-    run.add_argument("spec", help="path to the YAML spec")
-    run.add_argument("--url", help="an external Triton server serving the rendered repository (default: bundled)")
-    run.add_argument("--force", action="store_true", help="redo calibration and builds even if nothing changed")
+    add_spec(run)
+    add_url(run)
+    add_selection(run, what="variants compared and load-tested")
+    add_force(run)
     run.add_argument("--no-bench", dest="bench", action="store_false", help="skip the load test")
-    run.add_argument("--report", type=Path, help="report folder (default: <workdir>/report)")
+    run.add_argument("--report", type=Path, help="report folder (default: <workdir>/report); only a folder trgen "
+                     "wrote is replaced")
+    add_progress(run)
     run.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..pipeline import run
-    from ..spec import load_spec
-
     from ..measure.report import precision_ratios
+    from ..pipeline import run
 
-    result = run(load_spec(args.spec), url=args.url, force=args.force, bench=args.bench, report_dir=args.report)
+    selection = open_spec(args, command="run", report_dir=args.report or _default_report(args))
+    only = [rv.name for rv in selection.variants] if (args.model or args.variant) else None
+    result = run(selection.spec, url=args.url, force=args.force, bench=args.bench, report_dir=args.report,
+                 progress=progress_enabled(args), only=only)
     for ratio in precision_ratios(result.bench):
+        unstable = (f" (unstable: {', '.join(ratio.unstable)} did not settle within the stability limit; "
+                    "treat this ratio with care)") if ratio.unstable else ""
         print(
             f"{ratio.candidate} vs {ratio.baseline}, {ratio.mode} {ratio.level:g}: "
-            f"throughput x{ratio.throughput_ratio:.2f}, p99 latency x{ratio.p99_ratio:.2f}"
+            f"throughput x{ratio.throughput_ratio:.2f}, p99 latency x{ratio.p99_ratio:.2f}{unstable}"
         )
     print(f"repository: {result.repository.path}")
     print(f"report:     {result.report.markdown}")
     return EXIT_OK if result.passed else EXIT_CHECK_FAILED
+
+
+def _default_report(args: argparse.Namespace) -> Path:
+    from ..spec import load_spec
+
+    return load_spec(args.spec, check_files=False).workdir / "report"

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import EXIT_CHECK_FAILED, EXIT_OK, GeneratorError
-from ..fileio import atomic_write_json
+from ..errors import EXIT_CHECK_FAILED, EXIT_OK, RuntimeFailure
+from .common import add_command, add_progress, add_selection, add_spec, add_url, open_spec, progress_enabled
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    serve = sub.add_parser("serve", help="run the bundled Triton server on a model repository until Ctrl-C")
+    serve = add_command(sub, "serve", help="run the bundled Triton server on a model repository until Ctrl-C",
+                        description="Serve REPOSITORY with the bundled tritonserver on 127.0.0.1 until Ctrl-C.",
+                        examples=("trgen serve model_repository", "trgen serve model_repository --models mnist_int8 "
+                                  "--grpc-port 8001"))
     serve.add_argument("repository", type=Path, help="the model repository folder")
     serve.add_argument("--models", help="comma-separated model names to load (default: all)")
     serve.add_argument("--http-port", type=int, default=0, help="HTTP port (default 0: a free one)")
@@ -20,12 +23,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness (default 120)")
     serve.set_defaults(func=_serve)
 
-    compare = sub.add_parser("compare", help="INT8 vs FP32 on the live server: accuracy, agreement, error statistics")
-    compare.add_argument("spec", help="path to the YAML spec")
-    compare.add_argument("--url", help="an external Triton (host:port for gRPC, or http://host:port); default: embedded")
-    compare.add_argument("--model", help="only this model (spec model name or int8 variant name)")
+    compare = add_command(sub, "compare", help="INT8 vs FP32 on the live server: accuracy, agreement, error statistics",
+                          examples=("trgen compare examples/mnist/spec.yaml",
+                                    "trgen compare spec.yaml --url localhost:8001 --variant mnist_int8 --json cmp.json"))
+    add_spec(compare)
+    add_url(compare)
+    add_selection(compare, what="int8 variants")
     compare.add_argument("--json", type=Path, dest="json_path", help="also write the report as JSON here")
-    compare.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress(compare)
     compare.set_defaults(func=_compare)
 
 
@@ -45,15 +50,15 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"pid      {server.pid}", flush=True)
         print("serving; press Ctrl-C to stop", flush=True)
         code = server.wait()
-        raise GeneratorError(f"the Triton server exited on its own (code {code}); server log: {handle.log_path}")
+        raise RuntimeFailure(f"the Triton server exited on its own (code {code}); server log: {handle.log_path}")
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from ..fileio import atomic_write_json
     from ..pipeline import compare as run_compare
-    from ..spec import load_spec
 
-    spec = load_spec(args.spec)
-    report = run_compare(spec, url=args.url, model=args.model, progress=not args.no_progress)
+    selection = open_spec(args, command="compare" if args.url is None else "compare-url")
+    report = run_compare(selection.spec, url=args.url, model=args.variant or args.model, progress=progress_enabled(args))
     print(report.summary())
     if args.json_path is not None:
         atomic_write_json(args.json_path, report.to_dict())

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import GeneratorError
-from ..fileio import staged_dir
+from ..fileio import check_owned, staged_dir
 from .results import BenchResult, _clean
 
 
@@ -26,6 +26,20 @@ class Reportable(Protocol):
     """What the report needs of a ComparisonReport (generator.measure.compare)."""
 
     def to_dict(self) -> Mapping[str, Any]: ...
+
+
+REPORT_MARKER = ".trgen-report"
+"""Written in every report folder: the proof that trgen made it, so it may be replaced whole."""
+
+
+def _report_file(path: Path) -> bool:
+    """What a report folder holds: report.json, report.md and the PNG plots (nothing else)."""
+    return path.is_file() and not path.is_symlink() and (path.name in {"report.json", "report.md"} or path.suffix == ".png")
+
+
+def check_report_dir(out_dir: Path) -> None:
+    """Refuse a report folder that holds anything trgen does not write (before any load starts)."""
+    check_owned(out_dir, marker=REPORT_MARKER, owned=_report_file, what="the report folder", flag="report folder")
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,7 @@ class PrecisionRatio:
     batch_size: int
     throughput_ratio: float  # candidate infer/s over baseline infer/s
     p99_ratio: float  # candidate p99 over baseline p99 (< 1: lower tail latency)
+    unstable: tuple[str, ...] = ()  # the variants whose level never settled or was cut short
 
     def to_dict(self) -> dict[str, Any]:
         return _clean(asdict(self))  # type: ignore[no-any-return]
@@ -75,6 +90,7 @@ def precision_ratios(results: Sequence[BenchResult]) -> list[PrecisionRatio]:
                 batch_size=result.batch_size,
                 throughput_ratio=_ratio(result.infer_per_s, base.infer_per_s),
                 p99_ratio=_ratio(result.latency.p99_ms, base.latency.p99_ms),
+                unstable=tuple(r.variant for r in (base, result) if not (r.stable and r.complete)),
             )
         )
     return ratios
@@ -87,14 +103,17 @@ def _ratio(a: float, b: float) -> float:
 def write_report(
     out_dir: str | Path, *, bench: Sequence[BenchResult], comparison: Reportable | None = None
 ) -> ReportPaths:
-    """Write report.json, report.md and the plots into `out_dir` (replaced as a whole)."""
+    """Write report.json, report.md and the plots into `out_dir` (replaced as a whole).
+
+    `out_dir` is replaced only when trgen owns it (see `check_report_dir`): a folder with the user's
+    notes is refused, never wiped.
+    """
     from . import plots
 
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise GeneratorError("exists and is not a folder; choose another report path", where=out_dir)
+    check_report_dir(out_dir)
     try:
-        with staged_dir(out_dir) as tmp:
+        with staged_dir(out_dir, marker=REPORT_MARKER) as tmp:
             ratios = precision_ratios(bench)
             comparison_dict = dict(comparison.to_dict()) if comparison is not None else None
             plot_paths = [*plots.plot_concurrency(bench, tmp), *plots.plot_request_rate(bench, tmp)]

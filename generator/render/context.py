@@ -102,9 +102,13 @@ def _instance_groups(rv: ResolvedVariant, triton: TritonSettings, n_profiles: in
 
 
 def _dynamic_batching(rv: ResolvedVariant, batching: DynamicBatching | None) -> dict[str, Any] | None:
+    """On by default for batching models (max_batch_size > 0): served INT8 is faster than FP32 only when
+    requests are batched. `dynamic_batching: {enabled: false}` turns it off."""
+    mbs = rv.model.max_batch_size
+    if batching is None:
+        batching = DynamicBatching() if mbs > 0 else None
     if batching is None or not batching.enabled:
         return None
-    mbs = rv.model.max_batch_size
     if mbs == 0 or any(size > mbs for size in batching.preferred_batch_sizes):
         raise GeneratorError(
             f"dynamic batching needs max_batch_size > 0 and preferred batch sizes <= it (max_batch_size {mbs}, "

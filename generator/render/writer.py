@@ -2,8 +2,9 @@
 it, then swap it in. On any failure the old repository is untouched and the temp folder is removed.
 
 The repository is owned by trgen and replaced whole: folders of models no longer in the spec go away.
-To protect user data, an existing target is only replaced when it is empty or holds nothing but
-model folders (a config.pbtxt or numeric version folders inside); anything else is refused.
+To protect user data, an existing target is only replaced when it is empty or holds nothing but what
+trgen writes: its marker file and model folders (a config.pbtxt, labels, and numeric version folders
+holding model files); anything else (a `photos/2024/a.txt`) is refused before any work starts.
 Rendering the same inputs twice gives byte-identical files: no timestamps, sorted maps, files copied
 byte for byte.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from ..artifacts import Artifact
 from ..errors import GeneratorError
-from ..fileio import staged_dir
+from ..fileio import check_owned, staged_dir
 from ..spec import ResolvedVariant, Spec
 from .context import LABELS_FILE, ONNX_FILE, PLAN_FILE, build_context, cc_model_files
 from ..signature import engine_signature_json, sidecar_path
@@ -40,9 +41,9 @@ def render_repository(spec: Spec, artifacts: Mapping[str, Artifact], repository:
     """Render every variant of `spec` into `repository` (default: spec.repository), replacing it."""
     target = Path(repository if repository is not None else spec.repository)
     plans = {rv.name: model_files(rv, _artifact(rv, artifacts)) for rv in spec.resolved()}
-    _check_replaceable(target)
+    check_repository(target)
     try:
-        with staged_dir(target) as tmp:
+        with staged_dir(target, marker=REPOSITORY_MARKER) as tmp:
             for name, files in plans.items():
                 _write_model(tmp / name, files)
             problems = validate_repository(tmp)
@@ -95,19 +96,32 @@ def _write_model(folder: Path, files: Mapping[str, FileSource]) -> None:
             ) from None
 
 
+REPOSITORY_MARKER = ".trgen-repository"
+"""Written at render time in the repository root (Triton ignores files there)."""
+
+_MODEL_FOLDER_FILES = {CONFIG, LABELS_FILE}
+
+
+def _is_version_file(path: Path) -> bool:
+    """A file trgen writes in a version folder: model.onnx, model.plan (+ sidecar, per-GPU plans), model.py."""
+    return path.is_file() and not path.is_symlink() and path.name.startswith("model")
+
+
+def _is_version_folder(path: Path) -> bool:
+    if not (path.is_dir() and not path.is_symlink() and path.name.isdigit()):
+        return False
+    # __pycache__: the python backend compiles model.py in place
+    return all(_is_version_file(p) or (p.name == "__pycache__" and p.is_dir()) for p in path.iterdir())
+
+
 def _is_model_folder(path: Path) -> bool:
-    return path.is_dir() and ((path / CONFIG).is_file() or any(p.is_dir() and p.name.isdigit() for p in path.iterdir()))
+    """A folder trgen rendered: config.pbtxt, optional labels, version folders with model files only."""
+    if not path.is_dir() or path.is_symlink() or not (path / CONFIG).is_file():
+        return False
+    return all(p.name in _MODEL_FOLDER_FILES and p.is_file() or _is_version_folder(p) for p in path.iterdir())
 
 
-def _check_replaceable(target: Path) -> None:
-    if not target.exists():
-        return
-    if not target.is_dir():
-        raise GeneratorError("the repository path exists and is not a folder", where=target)
-    foreign = sorted(p.name for p in target.iterdir() if not _is_model_folder(p))
-    if foreign:
-        raise GeneratorError(
-            f"holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, which is not a model folder: trgen "
-            "replaces the repository whole, so point `repository` at a folder of its own (or move those out)",
-            where=target,
-        )
+def check_repository(target: Path) -> None:
+    """Refuse to replace a folder that holds anything trgen did not write (called before any work)."""
+    check_owned(target, marker=REPOSITORY_MARKER, owned=_is_model_folder, what="the repository",
+                flag="`repository` (or --repository)")

@@ -4,17 +4,42 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 
 
-class StrictModel(BaseModel):
-    """Unknown keys are errors; values are immutable once validated."""
+INT32_MAX = 2**31 - 1
+"""Triton's protobuf stores counts, sizes and dims as 32/64-bit integers: every integer is bounded."""
+_WIDE_FIELDS = {"max_queue_delay_us": 2**63 - 1, "default_timeout_us": 2**63 - 1}  # uint64 in model_config.proto
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+def _bounded(value: Any, limit: int) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and not -limit - 1 <= value <= limit:
+        raise ValueError(f"{value} is out of range: integers here must be between {-limit - 1} and {limit}")
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _bounded(item, limit)
+    if isinstance(value, dict):
+        for item in value.values():
+            _bounded(item, limit)
+    return value
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors; values are immutable once validated; numbers are finite and bounded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _in_range(cls, value: Any, info: ValidationInfo) -> Any:
+        """Refuse integers Triton's config cannot hold (a 1e30 max_batch_size is a typo, not a request)."""
+        return _bounded(value, _WIDE_FIELDS.get(info.field_name or "", INT32_MAX))
 
 
 def _safe_name(value: str) -> str:

@@ -5,18 +5,31 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import GeneratorError, SpecError
+from ..errors import GeneratorError, ProblemList, SpecError
 from .model import Spec
 
 LineOf = Callable[[tuple[str | int, ...]], tuple[int | None, str]]
 
 
 def check_spec(spec: Spec, path: Path, line_of: LineOf) -> None:
-    """Raise `SpecError` at the first cross-field problem: duplicate names, batch sizes, ONNX files."""
+    """Raise every cross-field problem at once: duplicate names, batch sizes, paths, ONNX files."""
+    problems: list[GeneratorError] = []
 
     def fail(loc: tuple[str | int, ...], message: str) -> None:
         line, field = line_of(loc)
-        raise SpecError(message, file=path, line=line, field=field)
+        problems.append(SpecError(message, file=path, line=line, field=field))
+
+    for key in ("workdir", "repository"):
+        folder = getattr(spec, key)
+        if folder.exists() and not folder.is_dir():
+            fail((key,), f"{folder} exists and is a file, not a folder: point {key} at a folder (trgen creates it)")
+    _check_models(spec, fail)
+    if problems:
+        unique = ProblemList(problems).problems
+        raise unique[0] if len(unique) == 1 else ProblemList(list(unique))
+
+
+def _check_models(spec: Spec, fail: Callable[[tuple[str | int, ...], str], None]) -> None:
 
     model_names: set[str] = set()
     variant_names: dict[str, tuple[str | int, ...]] = {}
@@ -46,7 +59,8 @@ def check_spec(spec: Spec, path: Path, line_of: LineOf) -> None:
                         "raise the profile's max or lower max_batch_size",
                     )
         if model.onnx.exists():
-            _check_onnx(model.onnx, ("models", m, "onnx"), fail)
+            int8 = any(variant.precision == "int8" for variant in model.variants)
+            _check_onnx(model.onnx, ("models", m, "onnx"), fail, int8=int8)
 
 
 def _check_batching(spec: Spec, m: int, v: int, fail: Callable[[tuple[str | int, ...], str], None]) -> None:
@@ -72,10 +86,20 @@ def _check_batching(spec: Spec, m: int, v: int, fail: Callable[[tuple[str | int,
         return
 
 
-def _check_onnx(path: Path, loc: tuple[str | int, ...], fail: Callable[[tuple[str | int, ...], str], None]) -> None:
+_QDQ_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}
+
+
+def _check_onnx(
+    path: Path, loc: tuple[str | int, ...], fail: Callable[[tuple[str | int, ...], str], None], *, int8: bool
+) -> None:
     from ..signature import load_onnx  # deferred: onnx is only needed once a spec names a model
 
     try:
-        load_onnx(path, external_data=False)
+        model = load_onnx(path, external_data=False)
     except GeneratorError as exc:  # reported at the spec line that names the file
         fail(loc, f"{path.name} is {exc.message}")
+        return
+    quantized = sum(1 for node in model.graph.node if node.op_type in _QDQ_OPS)
+    if int8 and quantized:
+        fail(loc, f"{path.name} is already quantized ({quantized} QuantizeLinear/DequantizeLinear or integer nodes): "
+             "trgen quantizes FP32 models; give the FP32 ONNX, or serve this one with precision: fp32")

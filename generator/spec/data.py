@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, PositiveFloat, PositiveInt, field_validator
+from pathlib import Path
+
+from pydantic import Field, PositiveFloat, PositiveInt, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from .base import ExistingPath, StrictModel
 
@@ -65,12 +67,34 @@ class ImagesSource(StrictModel):
 class CallableSource(StrictModel):
     """`package.module:function(**args)` yielding dicts of input name -> batch array.
 
-    This imports and runs user code, like a training script would: only use specs you trust.
+    This imports and runs user code: a spec loaded from a file may only do so with the user's consent
+    (--trust-code or `trust_code: true`); a source built in Python is the caller's own code. The spec's
+    folder is searched first, so a module beside the spec is found.
     """
 
     kind: Literal["callable"]
     callable: str
     args: dict[str, Any] = Field(default_factory=dict)
+    _trusted: bool = PrivateAttr(default=True)
+    _folder: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _consent(self, info: ValidationInfo) -> "CallableSource":
+        context = info.context or {}
+        if "trust_code" in context:  # loaded from a spec file
+            self._trusted = bool(context["trust_code"])
+            self._folder = context.get("base_dir")
+        return self
+
+    @property
+    def trusted(self) -> bool:
+        """Whether the user consented to running this code."""
+        return self._trusted
+
+    @property
+    def folder(self) -> Path | None:
+        """The spec's folder, put first on the import path while the module is imported."""
+        return self._folder
 
     @field_validator("callable")
     @classmethod

@@ -95,6 +95,9 @@ class Spec(StrictModel):
     """A whole spec file. Relative paths resolve against the file's folder."""
 
     version: Literal[1] = 1
+    trust_code: bool = Field(
+        default=False, description="let `callable` data sources import and run their code (as --trust-code)"
+    )
     workdir: SpecPath = Field(default=Path("build"), validate_default=True, description="calibration results, engines, reports")
     repository: SpecPath = Field(
         default=Path("model_repository"), validate_default=True, description="the rendered Triton repository"

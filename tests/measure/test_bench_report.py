@@ -125,9 +125,9 @@ def test_partial_results_are_flagged(tmp_path: Path) -> None:
 def test_rewrite_replaces_the_folder_and_a_failure_keeps_the_old_one(tmp_path: Path) -> None:
     out = tmp_path / "report"
     write_report(out, bench=sweep(), comparison=None)
-    (out / "stale.txt").write_text("from an older run")
+    (out / "stale.png").write_bytes(b"a plot of an older run")  # trgen's own kind of file: replaced
     write_report(out, bench=sweep()[:2], comparison=None)
-    assert not (out / "stale.txt").exists()
+    assert not (out / "stale.png").exists()
     before = (out / "report.json").read_text()
 
     class Broken:

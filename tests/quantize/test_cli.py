@@ -69,8 +69,10 @@ def test_unknown_keep_float_is_a_one_line_user_error(tiny_spec: Path, capsys: py
 
 
 def test_no_int8_variant(tiny_spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["sensitivity", str(tiny_spec), "--model", "other"]) == 2
+    assert main(["sensitivity", str(tiny_spec), "--variant", "tiny_fp32"]) == 2  # an fp32 variant
     assert "has no int8 variant" in capsys.readouterr().err
+    assert main(["sensitivity", str(tiny_spec), "--model", "other"]) == 2
+    assert "--model 'other': the spec has no such model" in capsys.readouterr().err
 
 
 def test_without_evaluation_block_sensitivity_uses_agreement(tiny_spec: Path, tmp_path: Path) -> None:

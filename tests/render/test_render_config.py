@@ -36,7 +36,9 @@ def test_python_onnxruntime_config(project: Project, parse: Parse) -> None:
     assert [(o.name, list(o.dims), o.label_filename) for o in config.output] == [("logits", [4], "labels.txt")]
     assert _params(config) == {"onnx_file": "model.onnx", "intra_op_threads": "1", "inter_op_threads": "1"}
     assert [(_kind(g), g.count) for g in config.instance_group] == [("KIND_CPU", 1)]
-    assert not config.HasField("dynamic_batching") and not config.model_warmup
+    # max_batch_size > 0: dynamic batching is on by default (no preferred sizes, no delay)
+    assert config.HasField("dynamic_batching") and not config.dynamic_batching.preferred_batch_size
+    assert not config.model_warmup
 
 
 def test_spec_parameters_win_over_python_defaults(project: Project, parse: Parse) -> None:
@@ -191,3 +193,11 @@ def test_wrong_artifact_kind(project: Project) -> None:
     trt = project.variant({"precision": "fp32", "target": "tensorrt"})
     with pytest.raises(GeneratorError, match="needs an artifact of kind 'onnx'"):
         render_config(python, project.artifact(trt))
+
+
+def test_dynamic_batching_default_follows_max_batch_size_and_can_be_turned_off(project: Project, parse: Parse) -> None:
+    """Batching models get a dynamic batcher unless the spec says `enabled: false`; mbs 0 never gets one."""
+    off = project.variant({"precision": "fp32", "triton": {"dynamic_batching": {"enabled": False}}})
+    assert not parse(render_config(off, project.artifact(off))).HasField("dynamic_batching")
+    unbatched = project.variant(max_batch_size=0)
+    assert not parse(render_config(unbatched, project.artifact(unbatched))).HasField("dynamic_batching")

@@ -34,6 +34,7 @@ def test_layout_of_every_platform_and_it_validates(project: Project) -> None:
     assert repo.path == project.root / "repo"
     assert repo.models == ("tiny_fp32", "tiny_fp16", "tiny_ort_fp32", "tiny_trt_fp32")
     files = _files(repo.path)
+    assert files.pop(".trgen-repository").startswith(b"Written by trgen")  # the ownership marker
     assert set(files) == {
         "tiny_fp32/config.pbtxt", "tiny_fp32/labels.txt", "tiny_fp32/1/model.onnx", "tiny_fp32/1/model.py",
         "tiny_fp16/config.pbtxt", "tiny_fp16/labels.txt", "tiny_fp16/3/model.onnx", "tiny_fp16/3/model.py",
@@ -86,8 +87,6 @@ def test_failure_mid_write_keeps_the_old_repository(project: Project) -> None:
     artifacts = project.artifacts(spec)
     repo = render_repository(spec, artifacts).path
     before = _files(repo)
-    (repo / "tiny_fp32" / "extra.txt").write_text("user note")  # must survive the failed render
-    before["tiny_fp32/extra.txt"] = b"user note"
     missing = dataclasses.replace(artifacts["tiny_trt_fp32"], model_file=project.root / "gone.plan")
     with pytest.raises(GeneratorError, match="gone.plan"):
         render_repository(spec, {**artifacts, "tiny_trt_fp32": missing})  # the last model fails to copy
@@ -100,14 +99,14 @@ def test_other_model_folders_are_replaced_whole(project: Project) -> None:
     render_repository(old, project.artifacts(old))
     new = project.spec([{"precision": "fp32"}])
     repo = render_repository(new, project.artifacts(new))
-    assert sorted(p.name for p in repo.path.iterdir()) == ["tiny_fp32"]
+    assert sorted(p.name for p in repo.path.iterdir()) == [".trgen-repository", "tiny_fp32"]
 
 
 def test_refuses_to_replace_a_folder_that_is_not_a_repository(project: Project) -> None:
     spec = project.spec()
     (project.root / "repo").mkdir()
     (project.root / "repo" / "notes.md").write_text("mine")
-    with pytest.raises(GeneratorError, match="notes.md, which is not a model folder"):
+    with pytest.raises(GeneratorError, match="notes.md, which trgen did not write"):
         render_repository(spec, project.artifacts(spec))
     assert (project.root / "repo" / "notes.md").read_text() == "mine"
 

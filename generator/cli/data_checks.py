@@ -1,0 +1,66 @@
+"""Front-door checks of the data a spec names: shapes and dtypes against the model, labels, NaN/Inf.
+
+The data is read exactly as calibration and evaluation will read it (`load_batches`, preprocessing
+applied), so a problem is named as the data's, before any stage starts. `callable` sources are not
+run here: their code runs once, in the stage that needs it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import GeneratorError
+
+if TYPE_CHECKING:
+    from ..signature import Signature
+
+Finding = tuple[str, str | None]  # message, sub-field of the data block (or None)
+
+
+def check_data(source: Any, signature: "Signature", *, classes: int | None, samples: int | None) -> tuple[list[Finding], int | None]:
+    """Problems of one data block, and how many samples it holds (up to `samples`; None when not read)."""
+    if source.kind == "callable":
+        return [], None
+    import numpy as np
+
+    from ..data.batches import load_batches
+
+    findings: list[Finding] = []
+    seen = 0
+    bad_inputs: set[str] = set()
+    label_problem = False
+    try:
+        for batch in load_batches(source, signature, batch_size=256, limit=samples):
+            for name, array in batch.inputs.items():
+                if name in bad_inputs or array.dtype.kind not in "fc":
+                    continue
+                finite = np.isfinite(array).reshape(len(array), -1).all(axis=1)
+                if not finite.all():
+                    bad_inputs.add(name)
+                    first = seen + int(np.argmin(finite))
+                    findings.append((f"input {name!r} of the data holds NaN or Inf (first at sample {first}): the "
+                                     "data is broken, not the model; fix or drop those samples", "path"))
+            if batch.labels is not None and not label_problem:
+                label_problem = _check_labels(batch.labels, classes, seen, findings)
+            seen += len(batch)
+    except GeneratorError as exc:
+        findings.append((exc.message, None))
+        return findings, None
+    return findings, seen
+
+
+def _check_labels(labels: Any, classes: int | None, offset: int, findings: list[Finding]) -> bool:
+    import numpy as np
+
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        findings.append((f"labels must be integers (class indices), got dtype {labels.dtype}", "labels"))
+        return True
+    outside = (labels < 0) | ((labels >= classes) if classes is not None else False)
+    if np.any(outside):
+        first = int(np.argmax(outside))
+        limit = f"0..{classes - 1}" if classes is not None else ">= 0"
+        findings.append((f"label {int(labels[first])} at sample {offset + first} is outside the model's classes "
+                         f"({limit}): accuracy would be 0 %; fix the labels or the model", "labels"))
+        return True
+    return False
