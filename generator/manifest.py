@@ -17,7 +17,7 @@ from .fileio import atomic_write_text, sha256_file
 
 FORMAT = "trgen-build-manifest"
 VERSION = 1
-_VOLATILE = ("built_at", "build_seconds")
+_VOLATILE = ("built_at", "build_seconds", "outcome")  # what the build found, not what it was made from
 
 
 def manifest_path(output: Path) -> Path:
@@ -63,11 +63,18 @@ def describe_change(output: Path, expected: dict[str, Any]) -> str:
     return "companion file missing"
 
 
-def write_manifest(output: Path, manifest: dict[str, Any], *, seconds: float | None = None) -> Path:
-    """Write last, after the output itself: a manifest only ever describes a complete output."""
+def write_manifest(
+    output: Path, manifest: dict[str, Any], *, seconds: float | None = None, outcome: dict[str, Any] | None = None
+) -> Path:
+    """Write last, after the output itself: a manifest only ever describes a complete output.
+
+    `outcome`: what the build found (e.g. layers per precision); recorded, not compared.
+    """
     data = dict(manifest, built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     if seconds is not None:
         data["build_seconds"] = round(seconds, 3)
+    if outcome is not None:
+        data["outcome"] = outcome
     path = manifest_path(output)
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
     return path

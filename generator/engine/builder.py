@@ -4,7 +4,8 @@ CPU targets (python-onnxruntime, onnxruntime) need no TensorRT: fp32 serves the 
 fp16 an FP16 copy (onnxconverter-common), int8 the quantize stage's Q/DQ ONNX rewritten for
 onnxruntime's integer kernels (model_int8_ort.onnx, see ort_int8.py; as is with build.ort_int8: off).
 The tensorrt target builds a plan with the installed TensorRT (`plan.builder_plan` decides, `apply.apply_plan`
-calls TensorRT), writes `model.plan.json` (its signature, read back from the engine) and
+calls TensorRT) in a child process (`child.build_isolated`), writes `model.plan.json` (its signature,
+read back from the engine), `model.plan.layers.json` (each layer's precision, `layers`) and
 `reproduce.sh` beside it, and a manifest; it rebuilds only when the manifest would change.
 """
 
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +27,11 @@ from ..signature import engine_signature_from_json, sidecar_path, write_engine_s
 from ..signature import Signature, read_onnx_signature
 from ..spec import ResolvedVariant
 from ..spec.model import CPU_TARGETS
-from .apply import apply_plan
-from .fp16 import convert_to_fp16
-from .inspection import deserialize, engine_signature
 from ..manifest import describe_change, file_entry, is_up_to_date, new_manifest, write_manifest
+from .child import build_isolated
+from .fp16 import convert_to_fp16
+from .job import build_engine
+from .layers import layers_path, write_layer_report
 from .plan import FP16_ONNX, BuildPlan, builder_plan
 from .reproduce import write_reproduce_script
 from .tensorrt_env import GpuInfo, gpu_info, load_tensorrt
@@ -54,16 +57,16 @@ def build_variant(
     (default: where `trgen calibrate` wrote it). `calibration_batches`: input batches for
     build.trt_calibrates (default: the variant's calibration data). `force` rebuilds even when nothing changed.
     """
-    quantized = source if not isinstance(source, (str, Path)) else None
-    source = quantized.path if quantized is not None else Path(source)
+    quantized = None if isinstance(source, (str, Path)) else source
+    path = Path(source) if isinstance(source, (str, Path)) else source.path
     if quantized is not None and calibration_cache is None:
         calibration_cache = quantized.calibration_cache
-    if not source.is_file():
-        raise GeneratorError("model file not found: run the earlier stages first (`trgen run`)", where=source)
+    if not path.is_file():
+        raise GeneratorError("model file not found: run the earlier stages first (`trgen run`)", where=path)
     if rv.target in CPU_TARGETS:
-        return onnx_artifact(rv, source, force=force, amax=quantized.amax if quantized is not None else None)
+        return onnx_artifact(rv, path, force=force, amax=quantized.amax if quantized is not None else None)
     return plan_artifact(
-        load_tensorrt(), rv, source, gpu=gpu_info(), force=force,
+        load_tensorrt(), rv, path, gpu=gpu_info(), force=force,
         calibration_cache=calibration_cache, calibration_batches=calibration_batches,
     )
 
@@ -107,46 +110,79 @@ def plan_artifact(
     force: bool = False,
     calibration_cache: Path | None = None,
     calibration_batches: Iterable[Mapping[str, np.ndarray]] | None = None,
+    isolate: bool = True,
 ) -> Artifact:
-    """Build a TensorRT plan with the given `trt` module (real, or a double in tests)."""
+    """Build a TensorRT plan with the given `trt` module (real, or a double in tests).
+
+    `isolate`: build in a child process (`child.build_isolated`), so a TensorRT crash is a one-line
+    run-time failure; False builds in this process (tests that read the double's call log).
+    """
     onnx_sig = read_onnx_signature(source)
+    known = (None, "unknown")
     plan = builder_plan(
-        rv, trt.__version__, source=source, onnx_signature=onnx_sig,
-        calibration_cache=calibration_cache,
-        compute_capability=None if gpu.compute_capability == "unknown" else gpu.compute_capability,
+        rv, trt.__version__, source=source, onnx_signature=onnx_sig, calibration_cache=calibration_cache,
+        compute_capability=None if gpu.compute_capability in known else gpu.compute_capability,
+        gpu_name=None if gpu.name in known else gpu.name,
     )
     expected = _plan_manifest(rv, plan, gpu)
     sidecar = sidecar_path(plan.plan_file)
-    if not force and is_up_to_date(plan.plan_file, expected, (sidecar,)):
+    if not force and is_up_to_date(plan.plan_file, expected, (sidecar, layers_path(plan.plan_file))):
         log.info("%s: up to date (%s)", rv.name, plan.plan_file)
         signature = engine_signature_from_json(sidecar)
     else:
         log.info("%s: building (%s)", rv.name, "forced" if force else describe_change(plan.plan_file, expected))
-        if plan.fp16_from is not None:
-            convert_to_fp16(plan.fp16_from, plan.network_onnx, keep_io_types=plan.keep_io_types)
-        write_reproduce_script(plan)  # first, so it is there to try by hand when the build fails
-        if plan.calibrator == "tensorrt" and calibration_batches is None:
-            calibration_batches = _calibration_batches(rv, onnx_sig)
-        started = time.monotonic()
-        engine = apply_plan(trt, plan, plan.network_onnx, calibration_batches=calibration_batches)
-        vc = "VERSION_COMPATIBLE" in plan.builder_flags
-        signature = engine_signature(trt, deserialize(trt, engine, where=plan.plan_file, version_compatible=vc))
-        atomic_write_bytes(plan.plan_file, engine)
-        write_engine_signature(sidecar, signature)
-        write_manifest(plan.plan_file, expected, seconds=time.monotonic() - started)
+        signature = _build_plan(trt, rv, plan, expected, onnx_sig, calibration_batches, isolate=isolate)
     return Artifact(rv.name, "plan", plan.plan_file, signature, cc_model_files=_cc_model_files(rv))
 
 
-def _calibration_batches(rv: ResolvedVariant, signature: Signature) -> Iterable[Mapping[str, np.ndarray]]:
-    """The variant's calibration data, for TensorRT's own calibrator (build.trt_calibrates)."""
-    from ..data import load_batches
+def _build_plan(
+    trt: Any, rv: ResolvedVariant, plan: BuildPlan, expected: dict[str, Any], onnx_sig: Signature,
+    calibration_batches: Iterable[Mapping[str, np.ndarray]] | None, *, isolate: bool,
+) -> Signature:
+    """Build, then write the plan, its signature, its layer report and (last) its manifest."""
+    if plan.fp16_from is not None:
+        convert_to_fp16(plan.fp16_from, plan.network_onnx, keep_io_types=plan.keep_io_types)
+    write_reproduce_script(plan)  # first, so it is there to try by hand when the build fails
+    if plan.calibrator == "tensorrt" and calibration_batches is None:
+        calibration_batches = CalibrationSource.of(rv, onnx_sig)
+    started = time.monotonic()
+    build = build_isolated if isolate else build_engine
+    output = build(trt, plan, calibration_batches=calibration_batches)
+    atomic_write_bytes(plan.plan_file, output.engine)
+    write_engine_signature(sidecar_path(plan.plan_file), output.signature)
+    write_layer_report(plan.plan_file, output.report, output.information)
+    report = output.report
+    if not report.passed:
+        log.warning("%s: layers meant to run INT8 do not: %s", rv.name, "; ".join(report.problems()))
+    outcome = {"layer_precisions": report.counts, "int8_problems": report.problems(), "unscaled_tensors": list(report.unscaled)}
+    write_manifest(plan.plan_file, expected, seconds=time.monotonic() - started, outcome=outcome)
+    return output.signature
 
-    calibration = rv.variant.calibration
-    assert calibration is not None  # int8 variants always have one
-    batches = load_batches(
-        calibration.data, signature, batch_size=calibration.batch_size, limit=calibration.samples
-    )
-    return (batch.inputs for batch in batches)
+
+@dataclass(frozen=True)
+class CalibrationSource:
+    """The variant's calibration data as TensorRT's own calibrator reads it (build.trt_calibrates).
+
+    Picklable (a description, not the arrays), so the build process loads the data itself.
+    """
+
+    data: Any  # the spec's data source
+    signature: Signature
+    batch_size: int
+    limit: int | None
+    picklable: bool = True
+
+    @classmethod
+    def of(cls, rv: ResolvedVariant, signature: Signature) -> "CalibrationSource":
+        calibration = rv.variant.calibration
+        assert calibration is not None  # int8 variants always have one
+        return cls(calibration.data, signature, calibration.batch_size, calibration.samples)
+
+    def __iter__(self) -> Iterator[Mapping[str, np.ndarray]]:
+        from ..data import load_batches
+
+        for batch in load_batches(self.data, self.signature, batch_size=self.batch_size, limit=self.limit):
+            yield batch.inputs
 
 
 def _plan_manifest(rv: ResolvedVariant, plan: BuildPlan, gpu: GpuInfo) -> dict[str, Any]:

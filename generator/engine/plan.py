@@ -15,6 +15,7 @@ Version rules (see /work/shared/reference/tensorrt-int8.md):
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,11 +25,10 @@ from ..calibrate.cache import algorithm_for
 from ..errors import GeneratorError
 from ..signature import Signature, TensorSig
 from ..spec import BuildSettings, ResolvedVariant
-from .tensorrt_env import is_strongly_typed_only
+from .tensorrt_env import is_strongly_typed_only, version_tuple
 
 CalibratorMode = Literal["none", "cache", "tensorrt"]
 FP16_ONNX = "model_fp16.onnx"
-TIMING_CACHE = "tensorrt_timing.cache"
 TRT_CALIBRATION_CACHE = "tensorrt_calibration.cache"
 _HARDWARE = {"none": None, "ampere_plus": "AMPERE_PLUS", "same_compute_capability": "SAME_COMPUTE_CAPABILITY"}
 
@@ -64,6 +64,7 @@ class BuildPlan:
     calibration_cache: Path | None  # 'cache': ours, read; 'tensorrt': where TensorRT's is written
     plan_file: Path
     calibration_algorithm: str | None = None  # 'tensorrt': which calibrator class (cache mode: its header says)
+    profiling_verbosity: str = "DETAILED"  # ProfilingVerbosity member: DETAILED lets the inspector show precisions
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (paths as strings), for the build manifest."""
@@ -78,70 +79,108 @@ def builder_plan(
     onnx_signature: Signature,
     calibration_cache: Path | None = None,
     compute_capability: str | None = None,
+    gpu_name: str | None = None,
 ) -> BuildPlan:
     """Decide the TensorRT build of one tensorrt variant. Raises GeneratorError for impossible asks.
 
     `source` is the FP32 ONNX (fp32/fp16) or the Q/DQ ONNX (int8 explicit); `onnx_signature` its
     inputs/outputs (the Q/DQ model has the same). Implicit INT8 builds from the spec's FP32 model.
+    `gpu_name` / `compute_capability` pick the timing cache (one per GPU model and TensorRT).
     """
     settings = rv.build
     where = f"variant {rv.name}"
-    strongly_typed = is_strongly_typed_only(trt_version)
-    network, fp16_from = Path(source), None
-    network_flags: tuple[str, ...] = ()
-    builder_flags: list[str] = []
-    calibrator: CalibratorMode = "none"
-    cache: Path | None = None
-    algorithm: str | None = None
-
-    if settings.trt_calibrates and not (rv.precision == "int8" and settings.int8_mode == "implicit"):
-        raise GeneratorError("build.trt_calibrates only applies to int8 variants with build.int8_mode: implicit", where=where)
-    if rv.precision == "fp16":
-        if strongly_typed or not settings.keep_io_types:  # 11.x: precision comes from the graph only
-            network, fp16_from = rv.workdir / FP16_ONNX, Path(source)
-        if not strongly_typed:
-            builder_flags.append("FP16")
-    elif rv.precision == "int8" and settings.int8_mode == "explicit":
-        network_flags = () if strongly_typed else ("STRONGLY_TYPED",)
-    elif rv.precision == "int8":
-        if strongly_typed:
-            raise GeneratorError(
-                f"implicit INT8 (BuilderFlag.INT8 with a calibrator) was removed in TensorRT {trt_version}: "
-                "set build.int8_mode: explicit to build from the calibrated Q/DQ ONNX model",
-                where=where,
-            )
-        network = rv.model.onnx
-        builder_flags.append("INT8")
-        if settings.trt_calibrates:
-            calibrator, cache = "tensorrt", rv.workdir / TRT_CALIBRATION_CACHE
-            assert rv.variant.calibration is not None  # the spec requires it for int8
-            algorithm = algorithm_for(rv.variant.calibration.method)
-        elif calibration_cache is None:
-            raise GeneratorError("implicit INT8 needs our calibration cache: run `trgen calibrate` first", where=where)
-        else:
-            calibrator, cache = "cache", Path(calibration_cache)
-    if settings.version_compatible:
-        builder_flags.append("VERSION_COMPATIBLE")
-
+    choice = precision_choice(rv, trt_version, source=Path(source), calibration_cache=calibration_cache)
+    builder_flags = choice.builder_flags + (("VERSION_COMPATIBLE",) if settings.version_compatible else ())
     return BuildPlan(
         variant=rv.name,
         precision=rv.precision,
         tensorrt_version=trt_version,
-        network_onnx=network,
-        fp16_from=fp16_from,
+        network_onnx=choice.network,
+        fp16_from=choice.fp16_from,
         keep_io_types=settings.keep_io_types,
-        network_flags=network_flags,
-        builder_flags=tuple(builder_flags),
+        network_flags=choice.network_flags,
+        builder_flags=builder_flags,
         profiles=plan_profiles(rv, onnx_signature),
         memory_pools=(("WORKSPACE", settings.workspace_mib << 20),) if settings.workspace_mib else (),
         optimization_level=settings.optimization_level,
         hardware_compatibility=_HARDWARE[settings.hardware_compatibility],
-        timing_cache=settings.timing_cache or rv.workdir.parent / TIMING_CACHE,
-        calibrator=calibrator,
-        calibration_cache=cache,
+        timing_cache=timing_cache_path(rv, trt_version, gpu_name, compute_capability),
+        calibrator=choice.calibrator,
+        calibration_cache=choice.cache,
         plan_file=rv.workdir / plan_file_name(settings, compute_capability, where=where),
-        calibration_algorithm=algorithm,
+        calibration_algorithm=choice.algorithm,
     )
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """What the precision asks of TensorRT: the model to parse, flags, and the INT8 calibrator."""
+
+    network: Path
+    fp16_from: Path | None = None
+    network_flags: tuple[str, ...] = ()
+    builder_flags: tuple[str, ...] = ()
+    calibrator: CalibratorMode = "none"
+    cache: Path | None = None
+    algorithm: str | None = None
+
+
+def precision_choice(
+    rv: ResolvedVariant, trt_version: str, *, source: Path, calibration_cache: Path | None
+) -> PrecisionChoice:
+    """fp32 as is; fp16 by flag (10.x) or an FP16 copy (11.x); int8 by Q/DQ (explicit) or calibrator (implicit)."""
+    settings = rv.build
+    if settings.trt_calibrates and not (rv.precision == "int8" and settings.int8_mode == "implicit"):
+        raise GeneratorError("build.trt_calibrates only applies to int8 variants with build.int8_mode: implicit", where=f"variant {rv.name}")
+    strongly_typed = is_strongly_typed_only(trt_version)
+    if rv.precision == "fp16":
+        copy = strongly_typed or not settings.keep_io_types  # 11.x: precision comes from the graph only
+        return PrecisionChoice(
+            network=rv.workdir / FP16_ONNX if copy else source, fp16_from=source if copy else None,
+            builder_flags=() if strongly_typed else ("FP16",),
+        )
+    if rv.precision == "int8" and settings.int8_mode == "explicit":
+        return PrecisionChoice(network=source, network_flags=() if strongly_typed else ("STRONGLY_TYPED",))
+    if rv.precision == "int8":
+        return implicit_int8_choice(rv, trt_version, calibration_cache)
+    return PrecisionChoice(network=source)
+
+
+def implicit_int8_choice(rv: ResolvedVariant, trt_version: str, calibration_cache: Path | None) -> PrecisionChoice:
+    """TensorRT 10 only: the FP32 model, BuilderFlag.INT8, and our cache or TensorRT's own calibration."""
+    where = f"variant {rv.name}"
+    if is_strongly_typed_only(trt_version):
+        raise GeneratorError(
+            f"implicit INT8 (BuilderFlag.INT8 with a calibrator) was removed in TensorRT {trt_version}: "
+            "set build.int8_mode: explicit to build from the calibrated Q/DQ ONNX model",
+            where=where,
+        )
+    if rv.build.trt_calibrates:
+        assert rv.variant.calibration is not None  # the spec requires it for int8
+        return PrecisionChoice(
+            network=rv.model.onnx, builder_flags=("INT8",), calibrator="tensorrt",
+            cache=rv.workdir / TRT_CALIBRATION_CACHE, algorithm=algorithm_for(rv.variant.calibration.method),
+        )
+    if calibration_cache is None:
+        raise GeneratorError("implicit INT8 needs our calibration cache: run `trgen calibrate` first", where=where)
+    return PrecisionChoice(network=rv.model.onnx, builder_flags=("INT8",), calibrator="cache", cache=Path(calibration_cache))
+
+
+def timing_cache_path(rv: ResolvedVariant, trt_version: str, gpu_name: str | None, compute_capability: str | None) -> Path:
+    """One timing cache per GPU model, compute capability and TensorRT version.
+
+    Timings are only valid for the GPU and TensorRT that measured them (TensorRT refuses others), so a
+    single file shared by every machine would be thrown away and rewritten by each. `build.timing_cache`
+    naming a folder (existing, or written with a trailing '/') holds the per-GPU files; naming a
+    file uses exactly that file.
+    """
+    chosen = rv.build.timing_cache
+    if chosen is not None and not (Path(chosen).is_dir() or str(chosen).endswith(("/", "\\"))):
+        return Path(chosen)
+    folder = Path(chosen) if chosen is not None else rv.workdir.parent
+    slug = re.sub(r"[^a-z0-9]+", "-", (gpu_name or "unknown-gpu").lower()).strip("-") or "unknown-gpu"
+    cc = (compute_capability or "unknown").replace(".", "")
+    return folder / f"timing-{slug}-sm{cc}-trt{'.'.join(map(str, version_tuple(trt_version)))}.cache"
 
 
 def plan_file_name(settings: BuildSettings, compute_capability: str | None, *, where: str) -> str:

@@ -33,6 +33,8 @@ def trtexec_command(plan: BuildPlan) -> list[str]:
     if plan.calibrator != "none" and plan.calibration_cache is not None:
         cmd.append(f"--calib={plan.calibration_cache}")
     cmd.append(f"--timingCacheFile={plan.timing_cache}")
+    cmd.append(f"--profilingVerbosity={plan.profiling_verbosity.lower()}")
+    cmd.append(f"--exportLayerInfo={plan.plan_file}.trtexec-layers.json")
     return cmd
 
 

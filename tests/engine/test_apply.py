@@ -15,6 +15,12 @@ from tests.spec_factory import CALIBRATION, SpecFactory, only
 from tests.engine.trt_double import call_names, calls_named, make_trt
 
 TRT10, TRT11 = "10.13.0.35", "11.0.0.9"
+TINY_TENSORS = ("input", "conv", "relu", "flat", "logits")  # every float activation of the tiny model
+
+
+def cache_bytes(header: str = "TRT-101300-EntropyCalibration2", tensors: tuple[str, ...] = TINY_TENSORS) -> bytes:
+    """A calibration cache giving each of `tensors` amax 1.0."""
+    return "\n".join([header, *(f"{name}: 3c010204" for name in tensors)]).encode() + b"\n"
 
 
 def plan_of(make_spec: SpecFactory, variant: str, version: str, **kwargs: object) -> BuildPlan:
@@ -107,7 +113,7 @@ def test_timing_cache_is_reused_across_builds(make_spec: SpecFactory) -> None:
 
 def test_implicit_int8_hands_tensorrt_our_cache_and_no_batches(make_spec: SpecFactory, tmp_path: Path) -> None:
     cache = tmp_path / "calibration.cache"
-    cache.write_bytes(b"TRT-101300-EntropyCalibration2\ninput: 3c010204\n")
+    cache.write_bytes(cache_bytes())
     variant = "{precision: int8, target: tensorrt, build: {int8_mode: implicit}, " + CALIBRATION + "}"
     rv = only(make_spec(variant))
     plan = builder_plan(rv, TRT10, source=rv.model.onnx, onnx_signature=read_onnx_signature(rv.model.onnx), calibration_cache=cache)
@@ -194,7 +200,7 @@ def _implicit_plan(make_spec: SpecFactory, cache: Path) -> BuildPlan:
 
 def test_the_cache_header_picks_the_calibrator_class(make_spec: SpecFactory, tmp_path: Path) -> None:
     cache = tmp_path / "calibration.cache"
-    cache.write_bytes(b"TRT-101300-MinMaxCalibration\ninput: 3c010204\n")
+    cache.write_bytes(cache_bytes("TRT-101300-MinMaxCalibration"))
     trt = make_trt(TRT10)
     apply_plan(trt, _implicit_plan(make_spec, cache), tiny_path(make_spec))
     [(calibrator,)] = calls_named(trt, "IBuilderConfig.int8_calibrator")

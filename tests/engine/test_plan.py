@@ -30,7 +30,8 @@ def test_fp32_plan_derives_the_batch_profile_from_max_batch_size(make_spec: Spec
     assert plan.profiles == ((InputShapes("input", (1, 1, 8, 8), (16, 1, 8, 8), (16, 1, 8, 8)),),)
     assert plan.network_onnx.name == "tiny.onnx" and plan.fp16_from is None
     assert plan.plan_file.name == "model.plan" and plan.plan_file.parent.name == "tiny_trt_fp32"
-    assert plan.timing_cache == plan.plan_file.parent.parent / "tensorrt_timing.cache"  # shared by variants
+    # shared by the spec's variants; unknown GPU here (see test_timing_caches_are_per_gpu_and_tensorrt)
+    assert plan.timing_cache == plan.plan_file.parent.parent / "timing-unknown-gpu-smunknown-trt10.13.0.cache"
 
 
 def test_fp16_on_10_sets_the_flag_and_on_11_builds_from_an_fp16_onnx(make_spec: SpecFactory) -> None:
@@ -168,7 +169,7 @@ def test_trtexec_command_says_what_the_plan_says(make_spec: SpecFactory, tmp_pat
         "--int8", f"--calib={tmp_path / 'calibration.cache'}", "--memPoolSize=workspace:256M",
         "--builderOptimizationLevel=2", "--hardwareCompatibilityLevel=sameComputeCapability",
         "--minShapes=input:1x1x8x8", "--optShapes=input:8x1x8x8", "--maxShapes=input:8x1x8x8",
-        f"--timingCacheFile={plan.timing_cache}",
+        f"--timingCacheFile={plan.timing_cache}", "--profilingVerbosity=detailed",
     ):
         assert arg in cmd
     assert "--stronglyTyped" not in cmd and "--fp16" not in cmd
@@ -189,3 +190,20 @@ def test_gpu_example_spec_plans(version: str) -> None:
         assert plans["mnist_trt_fp16"].builder_flags == ("FP16",) and int8.network_flags == ("STRONGLY_TYPED",)
     else:
         assert plans["mnist_trt_fp16"].network_onnx.name == "model_fp16.onnx" and int8.network_flags == ()
+
+
+def test_timing_caches_are_per_gpu_and_tensorrt(make_spec: SpecFactory, tmp_path: Path) -> None:
+    """Timings only hold for the GPU and TensorRT that measured them: one file each, never one shared."""
+    rv = only(make_spec("{precision: fp32, target: tensorrt}"))
+    signature = read_onnx_signature(rv.model.onnx)
+
+    def cache(version: str = TRT10, gpu: str | None = "NVIDIA H100 80GB HBM3", cc: str | None = "9.0") -> Path:
+        return builder_plan(rv, version, source=rv.model.onnx, onnx_signature=signature, gpu_name=gpu, compute_capability=cc).timing_cache
+
+    assert cache() == rv.workdir.parent / "timing-nvidia-h100-80gb-hbm3-sm90-trt10.13.0.cache"
+    assert len({cache(), cache(gpu="NVIDIA A100-SXM4-40GB", cc="8.0"), cache(version="10.14.1.48"), cache(cc="8.9")}) == 4
+    folder = tmp_path / "timings"
+    folder.mkdir()
+    in_folder = only(make_spec(f"{{precision: fp32, target: tensorrt, build: {{timing_cache: {folder}}}}}"))
+    plan = builder_plan(in_folder, TRT10, source=rv.model.onnx, onnx_signature=signature, gpu_name="A10", compute_capability="8.6")
+    assert plan.timing_cache == folder / "timing-a10-sm86-trt10.13.0.cache"  # a folder holds the per-GPU files

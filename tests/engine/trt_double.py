@@ -2,10 +2,14 @@
 
 Every class, method, attribute and enum member here mirrors the real API by name and parameter
 names; `test_trt_surface.py` checks them against the tensorrt-stubs file so the double cannot drift.
-Behaviour is the documented minimum: the parser reads the ONNX model's I/O, the builder "serializes"
-a JSON description of the network and profiles that `Runtime` deserializes into an engine double, and
-an attached INT8 calibrator is driven the way TensorRT drives it (cache first, batches only when the
-cache is empty). TensorRT 11 lacks the removed weak-typing API (BuilderFlag.FP16/INT8, calibrators).
+Behaviour follows the real binding, including where it surprises: the parser fills a network of
+layers and tensors (`trt_double_network.parse_onnx`), the builder "serializes" a JSON description
+(I/O, profiles, the engine inspector's layer list) that `Runtime` deserializes into an engine double.
+An attached INT8 calibrator is driven the way TensorRT drives it (cache first, batches only when the
+cache is empty), and, like the pybind11 binding, every exception raised in a calibrator callback is
+caught, printed to stderr and treated as "no data" / "no cache"; a calibration that got no batch and
+no cache fails the build. Layers whose tensors the cache has no scale for fall back to float with only
+a printed warning. TensorRT 11 lacks the removed weak-typing API (BuilderFlag.FP16/INT8, calibrators).
 Every call is appended to `trt._calls` as (name, args); names starting with '_' are the
 double's own plumbing, not API.
 """
@@ -13,10 +17,13 @@ double's own plumbing, not API.
 from __future__ import annotations
 
 import json
+import sys
 from types import SimpleNamespace
 from typing import Any
 
-_ONNX_TO_TRT = {1: "FLOAT", 10: "HALF", 3: "INT8", 2: "UINT8", 6: "INT32", 7: "INT64", 9: "BOOL", 16: "BF16"}
+from tests.engine import trt_double_network as net
+
+FACTORY = "tests.engine.trt_double:make_trt"  # how trgen's build child process re-creates this double
 
 
 class _Member:
@@ -54,6 +61,13 @@ def make_trt(version: str = "10.13.0.35", *, parser_errors: list[tuple[int, str,
     HardwareCompatibilityLevel = _enum("HardwareCompatibilityLevel", {"NONE": 0, "AMPERE_PLUS": 1, "SAME_COMPUTE_CAPABILITY": 2})
     TensorIOMode = _enum("TensorIOMode", {"NONE": 0, "INPUT": 1, "OUTPUT": 2})
     DataType = _enum("DataType", {"FLOAT": 0, "HALF": 1, "INT8": 2, "INT32": 3, "BOOL": 4, "UINT8": 5, "BF16": 7, "INT64": 8})
+    LayerType = _enum("LayerType", {
+        "CONVOLUTION": 0, "ACTIVATION": 2, "POOLING": 3, "DECONVOLUTION": 7, "ELEMENTWISE": 9, "UNARY": 11,
+        "SHUFFLE": 13, "REDUCE": 14, "MATRIX_MULTIPLY": 17, "CONSTANT": 19, "IDENTITY": 20, "CAST": 1,
+        "SOFTMAX": 6, "CONCATENATION": 8, "QUANTIZE": 32, "DEQUANTIZE": 33, "PLUGIN_V3": 46,
+    })
+    ProfilingVerbosity = _enum("ProfilingVerbosity", {"LAYER_NAMES_ONLY": 0, "NONE": 1, "DETAILED": 2})
+    LayerInformationFormat = _enum("LayerInformationFormat", {"ONELINE": 0, "JSON": 1})
 
     class Logger:
         WARNING = _Member("Severity", "WARNING", 2)
@@ -78,10 +92,95 @@ def make_trt(version: str = "10.13.0.35", *, parser_errors: list[tuple[int, str,
         def desc(self) -> str:
             return self._values[3]
 
+    class ITensor:
+        def __init__(self, name: str, description: dict[str, Any], *, is_input: bool, is_output: bool) -> None:
+            self._name, self._description = name, description
+            self._is_input, self._is_output = is_input, is_output
+
+        @property
+        def name(self) -> str:
+            return self._name
+
+        @property
+        def dtype(self) -> _Member:
+            return getattr(DataType, self._description.get("dtype", "FLOAT"))
+
+        @property
+        def shape(self) -> tuple[int, ...]:
+            return tuple(self._description.get("shape", ()))
+
+        @property
+        def is_network_input(self) -> bool:
+            return self._is_input
+
+        @property
+        def is_network_output(self) -> bool:
+            return self._is_output
+
+        @property
+        def is_shape_tensor(self) -> bool:
+            return False
+
+        @property
+        def is_execution_tensor(self) -> bool:
+            return True
+
+    class ILayer:
+        def __init__(self, network: "INetworkDefinition", description: dict[str, Any]) -> None:
+            self._network, self._description = network, description
+
+        @property
+        def name(self) -> str:
+            return self._description["name"]
+
+        @property
+        def type(self) -> _Member:
+            return getattr(LayerType, self._description["type"])
+
+        @property
+        def num_inputs(self) -> int:
+            return len(self._description["inputs"])
+
+        @property
+        def num_outputs(self) -> int:
+            return len(self._description["outputs"])
+
+        def get_input(self, index: int) -> ITensor:
+            return self._network._tensor(self._description["inputs"][index])
+
+        def get_output(self, index: int) -> ITensor:
+            return self._network._tensor(self._description["outputs"][index])
+
     class INetworkDefinition:
         def __init__(self, flags: int) -> None:
             self.flags = flags
-            self._io: dict[str, list[dict[str, Any]]] = {"inputs": [], "outputs": []}
+            self._io: dict[str, Any] = {"inputs": [], "outputs": [], "layers": [], "tensors": {}}
+
+        def _tensor(self, name: str) -> ITensor:
+            inputs = {t["name"] for t in self._io["inputs"]}
+            outputs = {t["name"] for t in self._io["outputs"]}
+            return ITensor(name, self._io["tensors"].get(name, {}), is_input=name in inputs, is_output=name in outputs)
+
+        @property
+        def num_layers(self) -> int:
+            return len(self._io["layers"])
+
+        @property
+        def num_inputs(self) -> int:
+            return len(self._io["inputs"])
+
+        @property
+        def num_outputs(self) -> int:
+            return len(self._io["outputs"])
+
+        def get_layer(self, index: int) -> ILayer:
+            return ILayer(self, self._io["layers"][index])
+
+        def get_input(self, index: int) -> ITensor:
+            return self._tensor(self._io["inputs"][index]["name"])
+
+        def get_output(self, index: int) -> ITensor:
+            return self._tensor(self._io["outputs"][index]["name"])
 
     class OnnxParser:
         def __init__(self, network: INetworkDefinition, logger: Logger) -> None:
@@ -98,23 +197,7 @@ def make_trt(version: str = "10.13.0.35", *, parser_errors: list[tuple[int, str,
 
         def parse_from_file(self, model: str) -> bool:
             record("OnnxParser.parse_from_file", model)
-            import onnx
-
-            graph = onnx.load(model, load_external_data=False).graph
-            init = {i.name for i in graph.initializer}
-
-            def tensors(values: Any) -> list[dict[str, Any]]:
-                return [
-                    {
-                        "name": v.name,
-                        "dtype": _ONNX_TO_TRT[v.type.tensor_type.elem_type],
-                        "shape": [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim],
-                    }
-                    for v in values
-                    if v.name not in init
-                ]
-
-            self._network._io = {"inputs": tensors(graph.input), "outputs": tensors(graph.output)}
+            self._network._io = net.parse_onnx(model)
             return not self._errors
 
     class IOptimizationProfile:
@@ -133,7 +216,7 @@ def make_trt(version: str = "10.13.0.35", *, parser_errors: list[tuple[int, str,
             return memoryview(self._data + b"+timings")
 
     class IBuilderConfig:
-        _settable = {"builder_optimization_level", "hardware_compatibility_level"} | (
+        _settable = {"builder_optimization_level", "hardware_compatibility_level", "profiling_verbosity"} | (
             {"int8_calibrator"} if major < 11 else set()
         )
 
@@ -141,6 +224,7 @@ def make_trt(version: str = "10.13.0.35", *, parser_errors: list[tuple[int, str,
             object.__setattr__(self, "_flags_set", [])
             object.__setattr__(self, "_profiles", [])
             object.__setattr__(self, "_timing_cache", None)
+            object.__setattr__(self, "profiling_verbosity", ProfilingVerbosity.LAYER_NAMES_ONLY)
             if major < 11:
                 object.__setattr__(self, "int8_calibrator", None)
 
@@ -201,24 +285,89 @@ def make_trt(version: str = "10.13.0.35", *, parser_errors: list[tuple[int, str,
             if strongly and {"FP16", "INT8"} & set(config._flags_set):
                 return None  # TensorRT rejects precision flags on strongly typed networks
             calibrator = getattr(config, "int8_calibrator", None)
-            if calibrator is not None:
-                _calibrate(calibrator, [t["name"] for t in network._io["inputs"]])
+            scales: set[str] | None = None
+            if calibrator is not None and "INT8" in config._flags_set:
+                scales = _calibrate(calibrator, network._io)
+                if scales is None:
+                    print("[TRT] [E] Calibration failure occurred with no scaling factors detected.", file=sys.stderr)
+                    return None
+                missing = net.missing_scales(network._io, scales)
+                for name in missing:  # TensorRT's warning, and nothing else
+                    print(f"[TRT] [W] Missing scale and zero-point for tensor {name}, expect fall back to "
+                          "non-int8 implementation for any layer consuming or producing given tensor", file=sys.stderr)
             profiles = [{k: [list(s) for s in v] for k, v in p._shapes.items()} for p in config._profiles]
-            description = {"io": network._io, "profiles": profiles, "version_compatible": "VERSION_COMPATIBLE" in config._flags_set}
+            layers = net.engine_layers(network._io, strongly_typed=bool(strongly), flags=set(config._flags_set), scales=scales)
+            description = {
+                "io": {"inputs": network._io["inputs"], "outputs": network._io["outputs"]}, "profiles": profiles,
+                "version_compatible": "VERSION_COMPATIBLE" in config._flags_set, "layers": layers,
+                "detailed": config.profiling_verbosity is ProfilingVerbosity.DETAILED,
+            }
             return memoryview(json.dumps(description).encode())
 
-    def _calibrate(calibrator: Any, names: list[str]) -> None:
-        record("calibrator.get_batch_size", calibrator.get_batch_size())
-        cache = calibrator.read_calibration_cache()
+    def _callback(calibrator: Any, name: str, *args: Any) -> Any:
+        """Call a Python calibrator method the way TensorRT's binding does: exceptions printed, then None."""
+        try:
+            return getattr(calibrator, name)(*args)
+        except Exception as exc:  # the binding catches everything and carries on
+            print(f"[TRT] [E] Exception caught in {name}(): {exc.__class__.__name__}: {exc}", file=sys.stderr)
+            return None
+
+    def _calibrate(calibrator: Any, io: dict[str, Any]) -> set[str] | None:
+        """The tensors that got a scale (None: calibration failed), driving the callbacks like TensorRT."""
+        record("calibrator.get_batch_size", _callback(calibrator, "get_batch_size"))
+        cache = _callback(calibrator, "read_calibration_cache")
         record("calibrator.read_calibration_cache", cache)
-        if cache:
-            return  # TensorRT uses the cache and never asks for batches
-        while calibrator.get_batch(names) is not None:
+        if cache:  # TensorRT uses the cache and never asks for batches
+            text = bytes(cache).decode("utf-8", errors="replace").splitlines()[1:]
+            return {line.rsplit(":", 1)[0].strip() for line in text if ":" in line}
+        names = [t["name"] for t in io["inputs"]]
+        fed = 0
+        while _callback(calibrator, "get_batch", names) is not None:
             record("calibrator.get_batch", tuple(names))
-        calibrator.write_calibration_cache(memoryview(b"TRT-100300-EntropyCalibration2\n"))
+            fed += 1
+        if fed == 0:
+            return None
+        _callback(calibrator, "write_calibration_cache", memoryview(b"TRT-100300-EntropyCalibration2\n"))
+        return set(io["tensors"])  # TensorRT's own calibration gives every tensor a scale
+
+    class IExecutionContext:
+        def __init__(self, engine: "ICudaEngine") -> None:
+            self._engine = engine
+            self._shapes: dict[str, tuple[int, ...]] = {}
+
+        def set_input_shape(self, name: str, shape: Any) -> bool:
+            record("IExecutionContext.set_input_shape", name, tuple(shape))
+            self._shapes[name] = tuple(shape)
+            return True
+
+        @property
+        def all_binding_shapes_specified(self) -> bool:
+            inputs = [t["name"] for t, mode in self._engine._tensors if mode is TensorIOMode.INPUT]
+            return all(name in self._shapes and -1 not in self._shapes[name] for name in inputs)
+
+    class EngineInspector:
+        def __init__(self, engine: "ICudaEngine") -> None:
+            self._engine = engine
+            self.execution_context: IExecutionContext | None = None
+
+        def get_engine_information(self, format: _Member) -> str:
+            record("EngineInspector.get_engine_information", format.name)
+            engine = self._engine
+            bindings = [t["name"] for t, _ in engine._tensors]
+            if not engine._detailed:  # LAYER_NAMES_ONLY (the default): names, no formats
+                layers: list[Any] = [layer["Name"] for layer in engine._layers]
+            else:
+                dynamic = any(-1 in t["shape"] for t, _ in engine._tensors)
+                shaped = self.execution_context is not None and self.execution_context.all_binding_shapes_specified
+                layers = net.resolve_formats(engine._layers, dynamic, shaped)
+            if format is LayerInformationFormat.JSON:
+                return json.dumps({"Layers": layers, "Bindings": bindings})
+            return "\n".join(layer if isinstance(layer, str) else layer["Name"] for layer in layers)
 
     class ICudaEngine:
         def __init__(self, description: dict[str, Any]) -> None:
+            self._layers = description.get("layers", [])
+            self._detailed = description.get("detailed", False)
             io = description["io"]
             self._tensors = [(t, TensorIOMode.INPUT) for t in io["inputs"]] + [(t, TensorIOMode.OUTPUT) for t in io["outputs"]]
             self._profiles = description["profiles"] or [{}]
@@ -249,6 +398,12 @@ def make_trt(version: str = "10.13.0.35", *, parser_errors: list[tuple[int, str,
         def get_tensor_profile_shape(self, name: str, profile_index: int) -> list[tuple[int, ...]]:
             return [tuple(s) for s in self._profiles[profile_index][name]]
 
+        def create_execution_context(self) -> IExecutionContext:
+            return IExecutionContext(self)
+
+        def create_engine_inspector(self) -> EngineInspector:
+            return EngineInspector(self)
+
     class Runtime:
         engine_host_code_allowed = False
 
@@ -268,10 +423,13 @@ def make_trt(version: str = "10.13.0.35", *, parser_errors: list[tuple[int, str,
         __version__=version, _calls=calls, Logger=Logger, Builder=Builder, OnnxParser=OnnxParser, Runtime=Runtime,
         BuilderFlag=BuilderFlag, NetworkDefinitionCreationFlag=NetworkDefinitionCreationFlag,
         MemoryPoolType=MemoryPoolType, HardwareCompatibilityLevel=HardwareCompatibilityLevel,
-        TensorIOMode=TensorIOMode, DataType=DataType,
+        TensorIOMode=TensorIOMode, DataType=DataType, LayerType=LayerType, ProfilingVerbosity=ProfilingVerbosity,
+        LayerInformationFormat=LayerInformationFormat,
         # classes the tests reach through instances, exposed for the surface check
         IBuilderConfig=IBuilderConfig, IOptimizationProfile=IOptimizationProfile, ITimingCache=ITimingCache,
         ICudaEngine=ICudaEngine, ParserError=ParserError, INetworkDefinition=INetworkDefinition,
+        ILayer=ILayer, ITensor=ITensor, IExecutionContext=IExecutionContext, EngineInspector=EngineInspector,
+        __trgen_factory__=(FACTORY, {"version": version, "parser_errors": parser_errors}),
     )
     if major < 11:
 
