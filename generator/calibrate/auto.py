@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ..spec.stages import Calibration
 
 DISAGREE = 1.25  # candidates whose amax differ by less than this factor are the same choice
-TIE_DB = 0.05
+TIE_DB = 0.5  # SQNR differences below this on a small slice are noise: the lower own MSE wins
 SLICE = 32
 MAX_TRIALS = 64
 MAX_ERROR_RATIO = 1e3  # candidates with own MSE this much above the best are not worth a trial

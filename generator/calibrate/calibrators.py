@@ -117,7 +117,8 @@ AUTO_PERCENTILES = (99.9, 99.99, 99.999)
 
 def auto_candidates(hist: Histogram) -> dict[str, float]:
     """Every threshold one histogram gives, by candidate name (clipped to the largest |x| seen)."""
-    out = {"entropy": methods.entropy_amax(hist.counts, hist.width)[0], "mse": methods.mse_amax(hist.counts, hist.width)[0]}
+    out = {"entropy": methods.entropy_amax(hist.counts, hist.width)[0],
+           "mse": methods.mse_amax(hist.counts, hist.width, stride=GUARD_STRIDE)[0]}  # coarse-to-fine: ~25x cheaper
     for p in AUTO_PERCENTILES:
         out[f"percentile_{p:g}"] = methods.percentile_amax(hist.counts, hist.width, p)
     out["minmax"] = hist.amax

@@ -20,7 +20,7 @@ weights would only add error), and a weight is quantized only if every node read
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +28,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import GeneratorError
-from .placement import Placement, node_names, plan
+from .placement import Placement, WeightPlacement, node_names, plan
 
 MIN_OPSET = 13
 QMAX = 127
@@ -87,6 +87,20 @@ def resolve_keep_float(placement: Placement, names: Iterable[str], all_nodes: It
     return kept
 
 
+QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger",
+                 "DynamicQuantizeLinear", "QGemm", "QLinearAdd")
+
+
+def refuse_quantized(model: onnx.ModelProto) -> None:
+    """Raise GeneratorError when the input model already holds quantization ops: never quantize twice."""
+    found = next((n for n in model.graph.node if n.op_type in QUANTIZED_OPS), None)
+    if found is not None:
+        raise GeneratorError(
+            f"the model is already quantized (node {found.name or found.op_type!r} is {found.op_type}): "
+            "give trgen the FP32 model, or serve this one as an fp32 variant",
+        )
+
+
 def quantize_model(
     model: onnx.ModelProto,
     amax: Mapping[str, float],
@@ -95,19 +109,44 @@ def quantize_model(
     placement: Placement | None = None,
 ) -> QdqResult:
     """A new Q/DQ model (the input is not modified). `keep_float` holds node or tensor names."""
+    refuse_quantized(model)
     out = _ensure_opset(model)
     if placement is None or out is not model:
         placement = plan(out)
     names = node_names(out)
     float_nodes = resolve_keep_float(placement, keep_float, names)
+    act_uses, weights = _quantized_uses(placement, float_nodes)
+    scales = _checked_amax(placement.shared_amax(amax), act_uses)
+    if out is model:
+        out = onnx.ModelProto()
+        out.CopyFrom(model)
+    fresh = _namer(out)
+    weight_nodes, weight_inits, rewire = _weight_dequantizers(out, weights, fresh)
+    qdq_after, act_inits = _activation_pairs(act_uses, scales, fresh, rewire)
+    _rewrite_graph(out, names, weight_nodes, qdq_after, rewire, weight_inits + act_inits)
+    placed = [a.tensor for a in placement.activations]
+    return QdqResult(
+        model=out,
+        quantized=tuple(t for t in placed if t in act_uses),
+        kept_float=tuple(t for t in placed if t not in act_uses),
+        float_nodes=tuple(n for n in names if n in float_nodes),
+        weights=tuple(w.tensor for w in weights),
+    )
 
-    # which activation uses and weights are quantized
+
+def _quantized_uses(placement: Placement, float_nodes: set[str]) -> tuple[dict[str, list[tuple[str, int]]], list[WeightPlacement]]:
+    """Activation tensor -> its uses by nodes that stay quantized (none: no pair), and the weights to quantize."""
     act_uses: dict[str, list[tuple[str, int]]] = {}
     for act in placement.activations:
         uses = [(u.node, u.index) for u in act.uses if u.node not in float_nodes]
         if uses:
             act_uses[act.tensor] = uses
     weights = [w for w in placement.weights if all(u.node not in float_nodes for u in w.uses)]
+    return act_uses, weights
+
+
+def _checked_amax(amax: Mapping[str, float], act_uses: Mapping[str, object]) -> dict[str, float]:
+    """The amax of every quantized tensor; GeneratorError naming a missing or invalid one."""
     for tensor in act_uses:
         value = amax.get(tensor)
         if value is None:
@@ -117,12 +156,12 @@ def quantize_model(
             )
         if not np.isfinite(value) or value < 0:
             raise GeneratorError(f"calibration amax for tensor {tensor!r} is {value}: re-run calibration")
+    return {t: float(amax[t]) for t in act_uses}
 
-    if out is model:
-        out = onnx.ModelProto()
-        out.CopyFrom(model)
-    graph = out.graph
-    taken = _taken_names(out)
+
+def _namer(model: onnx.ModelProto) -> Callable[[str], str]:
+    """A function giving names not yet used anywhere in the model (base, base_1, ...)."""
+    taken = _taken_names(model)
 
     def fresh(base: str) -> str:
         name, i = base, 1
@@ -131,10 +170,17 @@ def quantize_model(
         taken.add(name)
         return name
 
-    rewire: dict[tuple[str, int], str] = {}
+    return fresh
+
+
+def _weight_dequantizers(
+    model: onnx.ModelProto, weights: list[WeightPlacement], fresh: Callable[[str], str]
+) -> tuple[list[onnx.NodeProto], list[TensorProto], dict[tuple[str, int], str]]:
+    """Per weight: int8 initializer + per-channel DequantizeLinear; the uses to rewire to its output."""
+    inits = {init.name: init for init in model.graph.initializer}
+    nodes: list[onnx.NodeProto] = []
     new_inits: list[TensorProto] = []
-    weight_nodes: list[onnx.NodeProto] = []
-    inits = {init.name: init for init in graph.initializer}
+    rewire: dict[tuple[str, int], str] = {}
     for w in weights:
         q, scale = quantize_weight(numpy_helper.to_array(inits[w.tensor]), w.axis)
         q_name, s_name, z_name = fresh(f"{w.tensor}_quantized"), fresh(f"{w.tensor}_scale"), fresh(f"{w.tensor}_zero_point")
@@ -147,11 +193,21 @@ def quantize_model(
         dq = helper.make_node("DequantizeLinear", [q_name, s_name, z_name], [dq_out], name=fresh(f"{w.tensor}_DequantizeLinear"))
         if w.axis is not None:
             dq.attribute.append(helper.make_attribute("axis", w.axis))
-        weight_nodes.append(dq)
+        nodes.append(dq)
         for use in w.uses:
             rewire[(use.node, use.index)] = dq_out
+    return nodes, new_inits, rewire
 
+
+def _activation_pairs(
+    act_uses: Mapping[str, list[tuple[str, int]]],
+    amax: Mapping[str, float],
+    fresh: Callable[[str], str],
+    rewire: dict[tuple[str, int], str],
+) -> tuple[dict[str, list[onnx.NodeProto]], list[TensorProto]]:
+    """One shared Q -> DQ pair per quantized activation (scale amax/127, zero point 0); rewires its uses."""
     qdq_after: dict[str, list[onnx.NodeProto]] = {}
+    new_inits: list[TensorProto] = []
     for tensor, uses in act_uses.items():
         s_name, z_name = fresh(f"{tensor}_scale"), fresh(f"{tensor}_zero_point")
         new_inits += [
@@ -165,7 +221,19 @@ def quantize_model(
         ]
         for node_use in uses:
             rewire[node_use] = dq_out
+    return qdq_after, new_inits
 
+
+def _rewrite_graph(
+    model: onnx.ModelProto,
+    names: list[str],
+    weight_nodes: list[onnx.NodeProto],
+    qdq_after: dict[str, list[onnx.NodeProto]],
+    rewire: Mapping[tuple[str, int], str],
+    new_inits: list[TensorProto],
+) -> None:
+    """Weight DQs first, each pair right after its tensor's producer, rewired inputs; checked by onnx.checker."""
+    graph = model.graph
     graph_inputs = [i.name for i in graph.input]
     nodes: list[onnx.NodeProto] = list(weight_nodes)
     for tensor in graph_inputs:
@@ -181,7 +249,6 @@ def quantize_model(
             nodes += qdq_after.pop(output, [])
     if qdq_after:  # a placed tensor with no producer in the main graph (e.g. an outer-scope value)
         raise GeneratorError(f"cannot place Q/DQ on {sorted(qdq_after)[0]!r}: it is not produced in the main graph")
-
     del graph.node[:]
     graph.node.extend(nodes)
     used = {name for node in graph.node for name in node.input}
@@ -189,17 +256,9 @@ def quantize_model(
     del graph.initializer[:]
     graph.initializer.extend(kept_inits + new_inits)
     try:
-        onnx.checker.check_model(out)
+        onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
         raise GeneratorError(f"the Q/DQ model fails onnx.checker: {str(exc).splitlines()[0]}") from None
-    placed = [a.tensor for a in placement.activations]
-    return QdqResult(
-        model=out,
-        quantized=tuple(t for t in placed if t in act_uses),
-        kept_float=tuple(t for t in placed if t not in act_uses),
-        float_nodes=tuple(n for n in names if n in float_nodes),
-        weights=tuple(w.tensor for w in weights),
-    )
 
 
 def _ensure_opset(model: onnx.ModelProto) -> onnx.ModelProto:
