@@ -1,7 +1,7 @@
 """Run `job.build_engine` in a child process, so a TensorRT crash (segfault, abort) cannot kill trgen.
 
 As Model Navigator does for its TensorRT conversions: the parent starts `python -m
-generator.engine.child REQUEST` with stdout and stderr joined into one pipe, echoes every line (the
+generator.engine.build_process REQUEST` with stdout and stderr joined into one pipe, echoes every line (the
 TensorRT log) to its own stderr and keeps the last few, then reads the child's pickled result. A child
 that dies by a signal or exits without a result becomes a one-line `RuntimeFailure` (exit code 4)
 quoting its last lines; a `GeneratorError` raised in the child is raised again in the parent as is.
@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import traceback
 from collections import deque
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GeneratorError, RuntimeFailure
-from .job import BuildOutput, build_engine
+from .job import BuildOutput
 from .plan import BuildPlan
 
 TrtReference = tuple[str, "dict[str, Any] | None"]
@@ -69,7 +68,7 @@ def build_isolated(
             "trt": trt_reference(trt), "plan": plan, "batches": batches, "result": str(result),
             "log_level": logging.getLogger().getEffectiveLevel(),
         }))
-        code, tail = _run_child([sys.executable, "-m", "generator.engine.child", str(request)])
+        code, tail = _run_child([sys.executable, "-m", "generator.engine.build_process", str(request)])
         return _outcome(plan, code, result, tail)
 
 
@@ -112,26 +111,3 @@ def _outcome(plan: BuildPlan, code: int, result: Path, tail: list[str]) -> Build
         kind, message = outcome["error"]
         raise (RuntimeFailure if kind == "RuntimeFailure" else GeneratorError)(message)
     raise RuntimeError(f"the TensorRT build process failed (a trgen bug):\n{outcome['bug']}")
-
-
-def main(argv: list[str]) -> int:
-    """The child: build as the request says, pickle {'ok': BuildOutput} / {'error': ...} / {'bug': traceback}."""
-    request = pickle.loads(Path(argv[0]).read_bytes())
-    logging.basicConfig(level=request["log_level"], format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    outcome: dict[str, Any]
-    try:
-        trt = load_reference(request["trt"])
-        outcome = {"ok": build_engine(trt, request["plan"], calibration_batches=request["batches"])}
-    except GeneratorError as exc:
-        outcome = {"error": (type(exc).__name__ if isinstance(exc, RuntimeFailure) else "GeneratorError", str(exc))}
-    except Exception:  # noqa: BLE001 - reported to the parent as a trgen bug, with the traceback
-        outcome = {"bug": traceback.format_exc()}
-    target = Path(request["result"])
-    partial = target.with_suffix(".partial")
-    partial.write_bytes(pickle.dumps(outcome))
-    partial.replace(target)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -43,8 +43,14 @@ def _enum(owner: str, members: dict[str, int]) -> type:
     return type(owner, (), {name: _Member(owner, name, value) for name, value in members.items()})
 
 
-def make_trt(version: str = "10.13.0.35", *, parser_errors: list[tuple[int, str, str, str]] | None = None) -> Any:
-    """A fresh `tensorrt` module double. `parser_errors`: (node, node_name, node_operator, desc) to report."""
+def make_trt(
+    version: str = "10.13.0.35", *, parser_errors: list[tuple[int, str, str, str]] | None = None, crash: str | None = None
+) -> Any:
+    """A fresh `tensorrt` module double. `parser_errors`: (node, node_name, node_operator, desc) to report.
+
+    `crash`: how build_serialized_network dies, as TensorRT sometimes does: 'segfault' / 'abort' (the
+    process is killed by SIGSEGV / SIGABRT after printing a log line) or 'exit' (exits with status 1).
+    """
     major = int(version.split(".")[0])
     calls: list[tuple[str, tuple[Any, ...]]] = []
 
@@ -281,6 +287,8 @@ def make_trt(version: str = "10.13.0.35", *, parser_errors: list[tuple[int, str,
 
         def build_serialized_network(self, network: INetworkDefinition, config: IBuilderConfig) -> memoryview | None:
             record("Builder.build_serialized_network", network.flags, tuple(config._flags_set))
+            if crash is not None:
+                _crash(crash)
             strongly = major >= 11 or network.flags & (1 << NetworkDefinitionCreationFlag.STRONGLY_TYPED.value)
             if strongly and {"FP16", "INT8"} & set(config._flags_set):
                 return None  # TensorRT rejects precision flags on strongly typed networks
@@ -429,7 +437,7 @@ def make_trt(version: str = "10.13.0.35", *, parser_errors: list[tuple[int, str,
         IBuilderConfig=IBuilderConfig, IOptimizationProfile=IOptimizationProfile, ITimingCache=ITimingCache,
         ICudaEngine=ICudaEngine, ParserError=ParserError, INetworkDefinition=INetworkDefinition,
         ILayer=ILayer, ITensor=ITensor, IExecutionContext=IExecutionContext, EngineInspector=EngineInspector,
-        __trgen_factory__=(FACTORY, {"version": version, "parser_errors": parser_errors}),
+        __trgen_factory__=(FACTORY, {"version": version, "parser_errors": parser_errors, "crash": crash}),
     )
     if major < 11:
 
@@ -452,6 +460,17 @@ def make_trt(version: str = "10.13.0.35", *, parser_errors: list[tuple[int, str,
         for name in ("IInt8EntropyCalibrator2", "IInt8EntropyCalibrator", "IInt8MinMaxCalibrator"):
             setattr(trt, name, type(name, (IInt8Calibrator,), {}))
     return trt
+
+
+def _crash(how: str) -> None:
+    import os
+    import signal
+
+    print("[TRT] [I] [MemUsageChange] Init builder kernel library: CPU +0, GPU +0, now: CPU 1024, GPU 512 (MiB)", flush=True)
+    print("[TRT] [E] IBuilder::buildSerializedNetwork: Error Code 2: Internal Error (Assertion failed)", file=sys.stderr, flush=True)
+    if how == "exit":
+        os._exit(1)
+    os.kill(os.getpid(), {"segfault": signal.SIGSEGV, "abort": signal.SIGABRT}[how])
 
 
 def call_names(trt: Any) -> list[str]:

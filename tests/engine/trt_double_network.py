@@ -113,6 +113,9 @@ def engine_layers(
             fused.add(id(follower))
             outputs, names = follower["outputs"], names + [follower["name"]]
         precision = _precision(network, layer, producers, strongly_typed=strongly_typed, flags=flags, scales=scales)
+        if follower is not None and not strongly_typed:  # a fused pair runs INT8 only if both halves can
+            other = _precision(network, follower, producers, strongly_typed=False, flags=flags, scales=scales)
+            precision = other if precision == "INT8" else precision
         inputs = [t for t in layer["inputs"] if producers.get(t, {}).get("type") != "CONSTANT"]
         result.append({
             "Name": " + ".join(names),
