@@ -16,7 +16,12 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import (
-    EXIT_INTERNAL_ERROR, EXIT_RUNTIME_ERROR, EXIT_USER_ERROR, GeneratorError, RuntimeFailure, problem_lines,
+    EXIT_INTERNAL_ERROR,
+    EXIT_RUNTIME_ERROR,
+    EXIT_USER_ERROR,
+    GeneratorError,
+    RuntimeFailure,
+    problem_lines,
 )
 from .common import add_verbose
 

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK, GeneratorError, RuntimeFailure
-from .common import add_command, add_progress, add_selection, add_spec, add_url, open_spec, progress_enabled
+from .common import (
+    add_command,
+    add_selection,
+    add_spec,
+    add_url,
+    open_spec,
+    progress_enabled,
+)
 
 if TYPE_CHECKING:
     from ..measure.bench import BenchResult
@@ -58,7 +65,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     load.add_argument("--stability", type=float, dest="stability_pct", metavar="PCT", help="stability limit (%%)")
     bench.add_argument("--out", type=Path, help="report folder (default: WORKDIR/bench, or trgen-bench/NAME); "
                        "only a folder trgen wrote is replaced")
-    add_progress(bench)
     bench.set_defaults(func=_bench)
 
 
@@ -158,7 +164,7 @@ def _url_out_dir(args: argparse.Namespace) -> Path:
     return out
 
 
-def _bench_spec(args: argparse.Namespace, selection: "Selection", results: list["BenchResult"]) -> None:
+def _bench_spec(args: argparse.Namespace, selection: Selection, results: list[BenchResult]) -> None:
     from ..measure.bench import bench_variants
     from ..pipeline import serving
 
@@ -169,7 +175,7 @@ def _bench_spec(args: argparse.Namespace, selection: "Selection", results: list[
         bench_variants(handle, variants, overrides=_overrides(args), on_result=results.append, progress=progress)
 
 
-def _bench_url(args: argparse.Namespace, results: list["BenchResult"]) -> None:
+def _bench_url(args: argparse.Namespace, results: list[BenchResult]) -> None:
     from ..measure.bench import BenchSettings, BenchTarget, bench_model
 
     overrides = _overrides(args)
@@ -181,7 +187,7 @@ def _bench_url(args: argparse.Namespace, results: list["BenchResult"]) -> None:
                 progress=progress_enabled(args))
 
 
-def _write(out: Path, results: Sequence["BenchResult"], *, partial: bool) -> Path | None:
+def _write(out: Path, results: Sequence[BenchResult], *, partial: bool) -> Path | None:
     from ..measure.report import write_report
 
     if not results:
@@ -193,7 +199,7 @@ def _write(out: Path, results: Sequence["BenchResult"], *, partial: bool) -> Pat
     return paths.markdown
 
 
-def summary_table(results: Sequence["BenchResult"]) -> str:
+def summary_table(results: Sequence[BenchResult]) -> str:
     """A fixed-width table for the terminal (the Markdown report has the full detail)."""
     header = f"{'variant':<22} {'load':<16} {'infer/s':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} " \
              f"{'queue us':>9} {'infer us':>9} {'failed':>6}  status"

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from ..errors import EXIT_CHECK_FAILED, EXIT_OK
-from .common import Selection, add_command, add_force, add_progress, add_selection, add_spec, open_spec, progress_enabled
 
+from ..errors import EXIT_CHECK_FAILED, EXIT_OK
+from .common import (
+    Selection,
+    add_command,
+    add_force,
+    add_selection,
+    add_spec,
+    open_spec,
+    progress_enabled,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +28,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_spec(build)
     add_selection(build)
     add_force(build)
-    add_progress(build)
     build.set_defaults(func=_build)
 
     verify = add_command(
@@ -32,7 +39,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_spec(verify)
     add_selection(verify)
-    add_progress(verify)
     verify.set_defaults(func=_verify)
 
 
@@ -53,8 +59,8 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from ..measure.verify import verify_variant
     from ..measure.compare import ComparisonReport
+    from ..measure.verify import verify_variant
     from ..pipeline import build_artifacts
 
     selection = open_spec(args, command="verify")

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 
 from ..errors import GeneratorError
-from .common import add_command, add_force, add_progress, add_selection, add_spec, open_spec, progress_enabled
+from .common import (
+    add_command,
+    add_force,
+    add_selection,
+    add_spec,
+    open_spec,
+    progress_enabled,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_spec(calibrate)
     add_selection(calibrate, what="int8 variants")
     add_force(calibrate)
-    add_progress(calibrate)
     calibrate.set_defaults(func=_calibrate)
 
 

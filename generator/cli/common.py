@@ -22,13 +22,14 @@ def add_command(
     sub: argparse._SubParsersAction, name: str, *, help: str, description: str | None = None,
     examples: tuple[str, ...] = (),
 ) -> argparse.ArgumentParser:
-    """A subcommand whose --help ends with examples, accepting -v after the command name too."""
+    """A subcommand whose --help ends with examples, accepting -v and --no-progress after its name too."""
     epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples) if examples else None
     parser = sub.add_parser(
         name, help=help, description=description or help, epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_verbose(parser, default=argparse.SUPPRESS)
+    add_progress(parser)
     return parser
 
 
@@ -78,8 +79,8 @@ def progress_enabled(args: argparse.Namespace) -> bool:
 class Selection:
     """A spec after the front door, and the variants a command works on."""
 
-    spec: "Spec"
-    variants: tuple["ResolvedVariant", ...]
+    spec: Spec
+    variants: tuple[ResolvedVariant, ...]
 
     @property
     def model(self) -> str | None:

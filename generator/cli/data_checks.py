@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 Finding = tuple[str, str | None]  # message, sub-field of the data block (or None)
 
 
-def check_data(source: Any, signature: "Signature", *, classes: int | None, samples: int | None) -> tuple[list[Finding], int | None]:
+def check_data(source: Any, signature: Signature, *, classes: int | None, samples: int | None) -> tuple[list[Finding], int | None]:
     """Problems of one data block, and how many samples it holds (up to `samples`; None when not read)."""
     if source.kind == "callable":
         return [], None

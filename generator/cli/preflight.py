@@ -50,7 +50,7 @@ class Findings:
 def front_door(
     path: Path, *, command: str, trust_code: bool = False, model: str | None = None, variant: str | None = None,
     report_dir: Path | None = None, repository: Path | None = None,
-) -> "Selection":
+) -> Selection:
     from ..spec.loader import load_spec_located
     from .common import Selection
 
@@ -86,7 +86,7 @@ def _collect(found: Findings, check: Callable[[], None]) -> None:
         found.problems.append(exc)
 
 
-def _select(spec: "Spec", model: str | None, variant: str | None) -> list["ResolvedVariant"]:
+def _select(spec: Spec, model: str | None, variant: str | None) -> list[ResolvedVariant]:
     variants = spec.resolved()
     if model is not None and model not in {m.name for m in spec.models}:
         known = ", ".join(m.name for m in spec.models)
@@ -98,7 +98,7 @@ def _select(spec: "Spec", model: str | None, variant: str | None) -> list["Resol
     return [rv for rv in variants if model in (None, rv.model.name) and variant in (None, rv.name)]
 
 
-def data_sources(spec: "Spec") -> list[tuple[Loc, Any]]:
+def data_sources(spec: Spec) -> list[tuple[Loc, Any]]:
     """Every data block of the spec with its location: calibration data per variant, evaluation per model."""
     out: list[tuple[Loc, Any]] = []
     for m, model in enumerate(spec.models):
@@ -110,12 +110,12 @@ def data_sources(spec: "Spec") -> list[tuple[Loc, Any]]:
     return out
 
 
-def callables(spec: "Spec") -> list[tuple[Loc, str]]:
+def callables(spec: Spec) -> list[tuple[Loc, str]]:
     """The `module:function` references a spec would import and run, with where they are written."""
     return [(loc, source.callable) for loc, source in data_sources(spec) if source.kind == "callable"]
 
 
-def _check_trust(spec: "Spec", found: Findings, *, trusted: bool) -> None:
+def _check_trust(spec: Spec, found: Findings, *, trusted: bool) -> None:
     if trusted:
         return
     for loc, reference in callables(spec):
@@ -123,7 +123,7 @@ def _check_trust(spec: "Spec", found: Findings, *, trusted: bool) -> None:
                    "(or set trust_code: true in the spec) if you trust this spec")
 
 
-def _check_model(spec: "Spec", m: int, model: "ModelSpec", found: Findings, *, command: str) -> None:
+def _check_model(spec: Spec, m: int, model: ModelSpec, found: Findings, *, command: str) -> None:
     from ..signature import read_onnx_signature
 
     loc: Loc = ("models", m)
@@ -156,7 +156,7 @@ def _collect_at(found: Findings, loc: Loc, check: Callable[[], None]) -> None:
         found.fail(loc, str(exc))
 
 
-def _dry_render(rv: "ResolvedVariant", signature: "Signature") -> None:
+def _dry_render(rv: ResolvedVariant, signature: Signature) -> None:
     """Run the renderer's config code on the source model's signature: the built model has the same IO."""
     from ..artifacts import Artifact
     from ..render.context import ARTIFACT_KIND, ONNX_FILE, PLAN_FILE, build_context
@@ -168,7 +168,7 @@ def _dry_render(rv: "ResolvedVariant", signature: "Signature") -> None:
     render_config_text(build_context(rv, artifact))
 
 
-def _classes(model: "ModelSpec", signature: "Signature") -> int | None:
+def _classes(model: ModelSpec, signature: Signature) -> int | None:
     """How many classes the model tells apart: the labels file's count, or a single output's last dim."""
     if model.labels is not None:
         from ..render.context import count_labels
@@ -182,7 +182,7 @@ def _classes(model: "ModelSpec", signature: "Signature") -> int | None:
     return None
 
 
-def _model_sources(model: "ModelSpec", m: int) -> list[tuple[Loc, Any, int | None]]:
+def _model_sources(model: ModelSpec, m: int) -> list[tuple[Loc, Any, int | None]]:
     out: list[tuple[Loc, Any, int | None]] = []
     if model.evaluation is not None:
         out.append((("models", m, "evaluation", "data"), model.evaluation.data, model.evaluation.samples))
@@ -193,7 +193,7 @@ def _model_sources(model: "ModelSpec", m: int) -> list[tuple[Loc, Any, int | Non
     return out
 
 
-def _sweep(spec: "Spec", report_dir: Path | None, repository: Path | None) -> None:
+def _sweep(spec: Spec, report_dir: Path | None, repository: Path | None) -> None:
     """Leftovers of killed runs (`.NAME.PID-XXXX.tmp`, `.old`) go once the checks have passed."""
     from ..fileio import sweep_leftovers
 

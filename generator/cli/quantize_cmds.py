@@ -6,7 +6,15 @@ import argparse
 from pathlib import Path
 
 from ..errors import GeneratorError
-from .common import Selection, add_command, add_force, add_progress, add_selection, add_spec, open_spec, progress_enabled
+from .common import (
+    Selection,
+    add_command,
+    add_force,
+    add_selection,
+    add_spec,
+    open_spec,
+    progress_enabled,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +24,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_spec(quantize)
     add_selection(quantize, what="int8 variants")
     add_force(quantize)
-    add_progress(quantize)
     quantize.set_defaults(func=_quantize)
 
     sens = add_command(sub, "sensitivity", help="rank quantized tensors by their effect on top-1 (mixed precision)",
@@ -24,7 +31,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                                  "trgen sensitivity spec.yaml --variant mnist_int8 --mode oat --json sens.json"))
     add_spec(sens)
     add_selection(sens, what="int8 variants")
-    add_progress(sens)
     sens.add_argument(
         "--mode", choices=("loo", "oat"), default="loo",
         help="loo: all INT8 but one tensor (default; what a fallback recovers); oat: only one tensor INT8",

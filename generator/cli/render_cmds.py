@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK
-from .common import add_command, add_progress, add_spec, open_spec, progress_enabled
+from .common import add_command, add_spec, open_spec, progress_enabled
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,7 +20,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_spec(render)
     render.add_argument("--repository", type=Path, default=None, help="output folder (default: the spec's repository)")
-    add_progress(render)
     render.set_defaults(func=_render)
     validate = add_command(
         sub,

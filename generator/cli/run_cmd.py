@@ -6,7 +6,15 @@ import argparse
 from pathlib import Path
 
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK
-from .common import add_command, add_force, add_progress, add_selection, add_spec, add_url, open_spec, progress_enabled
+from .common import (
+    add_command,
+    add_force,
+    add_selection,
+    add_spec,
+    add_url,
+    open_spec,
+    progress_enabled,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +34,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--no-bench", dest="bench", action="store_false", help="skip the load test")
     run.add_argument("--report", type=Path, help="report folder (default: <workdir>/report); only a folder trgen "
                      "wrote is replaced")
-    add_progress(run)
     run.set_defaults(func=_run)
 
 

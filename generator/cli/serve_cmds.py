@@ -6,7 +6,14 @@ import argparse
 from pathlib import Path
 
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK, RuntimeFailure
-from .common import add_command, add_progress, add_selection, add_spec, add_url, open_spec, progress_enabled
+from .common import (
+    add_command,
+    add_selection,
+    add_spec,
+    add_url,
+    open_spec,
+    progress_enabled,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +37,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_url(compare)
     add_selection(compare, what="int8 variants")
     compare.add_argument("--json", type=Path, dest="json_path", help="also write the report as JSON here")
-    add_progress(compare)
     compare.set_defaults(func=_compare)
 
 
@@ -42,15 +48,19 @@ def _serve(args: argparse.Namespace) -> int:
         args.repository, models, log_path=args.log, timeout_s=args.timeout,
         http_port=args.http_port, grpc_port=args.grpc_port, metrics_port=args.metrics_port,
     )
-    with server as handle:
-        print(f"HTTP     {handle.http_url}", flush=True)
-        print(f"gRPC     {handle.grpc_url}", flush=True)
-        print(f"metrics  {handle.metrics_url}", flush=True)
-        print(f"log      {handle.log_path}", flush=True)
-        print(f"pid      {server.pid}", flush=True)
-        print("serving; press Ctrl-C to stop", flush=True)
-        code = server.wait()
-        raise RuntimeFailure(f"the Triton server exited on its own (code {code}); server log: {handle.log_path}")
+    try:
+        with server as handle:
+            print(f"HTTP     {handle.http_url}", flush=True)
+            print(f"gRPC     {handle.grpc_url}", flush=True)
+            print(f"metrics  {handle.metrics_url}", flush=True)
+            print(f"log      {handle.log_path}", flush=True)
+            print(f"pid      {server.pid}", flush=True)
+            print("serving; press Ctrl-C to stop", flush=True)
+            code = server.wait()
+    except KeyboardInterrupt:  # the way to stop `serve`: not a failure
+        print("stopped", flush=True)
+        return EXIT_OK
+    raise RuntimeFailure(f"the Triton server exited on its own (code {code}); server log: {handle.log_path}")
 
 
 def _compare(args: argparse.Namespace) -> int:
