@@ -63,3 +63,17 @@ def test_verify_on_the_example(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["verify", str(spec)]) == 0
     out = capsys.readouterr().out
     assert re.search(r"mnist_int8 vs mnist fp32 \(onnxruntime\) \(python-onnxruntime\), \d+ samples: PASS", out)
+
+
+def test_a_tensorrt_crash_during_build_exits_4_with_one_line(
+    make_spec: SpecFactory, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The build runs in a child process: TensorRT dying of SIGSEGV is a run-time failure, not trgen's death."""
+    from tests.engine.trt_double import make_trt
+
+    monkeypatch.setitem(__import__("sys").modules, "tensorrt", make_trt(crash="segfault"))
+    spec = make_spec("{precision: fp32, target: tensorrt}")
+    assert main(["build", str(spec.models[0].onnx.parent / "spec.yaml")]) == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("trgen: failed: variant tiny_trt_fp32: TensorRT crashed while building the engine")
+    assert "died of SIGSEGV" in err[-1] and "Error Code 2" in err[-1]
