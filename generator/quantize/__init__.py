@@ -82,20 +82,36 @@ class SensitivityResult:
 def quantize_variant(rv: "ResolvedVariant", calibration: "CalibrationResult", *, progress: bool = True) -> QuantizedModel:
     """Write rv.workdir / model_int8_qdq.onnx from the variant's FP32 model and calibrated amax.
 
-    keep_float names are kept in float; keep_float_top_k and target_drop first measure sensitivity
-    (leave-one-out) on the evaluation data and add the most sensitive tensors to keep_float.
+    keep_float names are kept in float; keep_float_top_k first measures sensitivity (leave-one-out)
+    on the evaluation data and adds the most sensitive tensors. Otherwise, with an accuracy budget
+    (calibration.target_drop or evaluation.tolerances.max_top1_drop), the fewest most sensitive
+    tensors fall back until the drop on held-out calibration data fits (budget_stage.py); for
+    TensorRT targets the kept compute layers are FP16 in the graph (fp16.py).
     """
     from .qdq import quantize_model
 
     settings = _calibration_settings(rv)
     model = _load(calibration.model_path or rv.model.onnx)  # the graph calibrated (prepared: issue 12)
     keep: Sequence[str] = settings.keep_float
-    if settings.keep_float_top_k or settings.target_drop is not None:
+    if settings.keep_float_top_k:  # explicit: the k most sensitive on the evaluation data (and target_drop there)
         stored = _stored_decision(rv, calibration)
         keep = stored if stored is not None else sensitivity_variant(rv, calibration, progress=progress).keep_float
+    else:  # the accuracy budget, closed loop on held-out data (budget.py); no tolerance, no loop
+        from .budget_stage import run_budget
+
+        budget = run_budget(rv, model, dict(calibration.amax), list(keep), progress=progress)
+        keep = budget.keep_float if budget is not None else keep
     qdq = quantize_model(model, calibration.amax, keep_float=keep)
+    out_model = qdq.model
+    if rv.target == "tensorrt" and qdq.float_nodes:  # strongly typed: kept layers run FP16 only if the graph says so
+        from .fp16 import fp16_islands
+        from .placement import node_names
+
+        first = {n: node.output[0] for n, node in zip(node_names(model), model.graph.node) if node.output}
+        fp16_outputs = [first[n] for n in qdq.float_nodes if n in first]
+        out_model = fp16_islands(out_model, fp16_outputs)
     path = rv.workdir / QDQ_FILENAME
-    write_model(qdq.model, path)
+    write_model(out_model, path)
     log.info("%s: %d tensors INT8, %d kept float -> %s", rv.name, len(qdq.quantized), len(qdq.kept_float), path)
     return QuantizedModel(
         path=path, quantized=qdq.quantized, kept_float=qdq.kept_float, float_nodes=qdq.float_nodes,

@@ -12,12 +12,18 @@ if TYPE_CHECKING:  # onnxruntime is imported lazily at run time
     import onnxruntime
 
 
-def session(model: onnx.ModelProto, *, threads: int = 0) -> "onnxruntime.InferenceSession":
-    """A CPU session straight from the in-memory model (no temporary file)."""
+def session(model: onnx.ModelProto, *, threads: int = 0, exact: bool = False) -> "onnxruntime.InferenceSession":
+    """A CPU session straight from the in-memory model (no temporary file).
+
+    exact: graph optimisations off (ORT_DISABLE_ALL), so a Q/DQ model runs as written -- fake-quantised
+    float math, TensorRT's numerics -- instead of the integer kernels onnxruntime would fuse it into.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if exact:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if threads:
         options.intra_op_num_threads = threads
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])

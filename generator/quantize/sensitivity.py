@@ -71,14 +71,19 @@ class Fallback:
 
 
 def rank(
-    evaluator: Evaluator, *, mode: Mode = "loo", keep_float: Sequence[str] = (), progress: bool = True
+    evaluator: Evaluator,
+    *,
+    mode: Mode = "loo",
+    keep_float: Sequence[str] = (),
+    progress: bool = True,
+    candidates: Sequence[str] | None = None,
 ) -> Ranking:
-    """Measure every quantized tensor (beyond `keep_float`) and rank them, most sensitive first."""
+    """Measure every quantized tensor (beyond `keep_float`; or just `candidates`) and rank them, most sensitive first."""
     from tqdm import tqdm
 
     base_keep = tuple(keep_float)
     int8 = evaluator.score(base_keep)
-    candidates = _quantized(evaluator, base_keep)
+    candidates = list(candidates) if candidates is not None else _quantized(evaluator, base_keep)
     entries = []
     for tensor in tqdm(candidates, desc=f"sensitivity ({mode})", unit="tensor", disable=not progress, leave=False):
         if mode == "loo":

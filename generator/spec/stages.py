@@ -35,8 +35,12 @@ class Calibration(StrictModel):
     keep_float: list[str] = Field(default_factory=list, description="node or tensor names kept in float")
     keep_float_top_k: NonNegativeInt = Field(default=0, description="keep the k most sensitive tensors in float")
     target_drop: NonNegativeFloat | None = Field(
-        default=None, description="fall back layer by layer until the top-1 drop (points) is within this"
+        default=None,
+        description="accuracy budget (points of evaluation.metric); default: evaluation.tolerances.max_top1_drop. "
+        "The most sensitive tensors fall back (FP16 on TensorRT) until the drop on the calibration data fits",
     )
+    budget_passes: PositiveInt = Field(default=64, description="at most this many model passes for the accuracy budget")
+    budget_seconds: PositiveFloat = Field(default=600.0, description="and at most this long (seconds)")
 
 
 class BuildSettings(StrictModel):
@@ -89,6 +93,11 @@ class Evaluation(StrictModel):
     batch_size: PositiveInt = 64
     metrics: list[Metric] = Field(default_factory=lambda: list(METRICS))
     tolerances: Tolerances = Tolerances()
+    metric: Literal["top1", "exact_match_ctc", "detection_hit"] = Field(
+        default="top1",
+        description="the task metric the INT8 accuracy budget is measured in (top1: argmax of the first output; "
+        "exact_match_ctc: greedy CTC decoding, blank 0, labels padded with -1; detection_hit: detection F1)",
+    )
 
 
 class Benchmark(StrictModel):
