@@ -131,12 +131,17 @@ def _check_model(spec: Spec, m: int, model: ModelSpec, found: Findings, *, comma
         signature = read_onnx_signature(model.onnx)
     except GeneratorError:
         return  # already reported by the spec's own checks at the `onnx` line
+    plans: dict[str, Any] = {}
     for rv in (rv for rv in spec.resolved() if rv.model is model):
-        _collect_at(found, loc, lambda rv=rv: _dry_render(rv, signature))
+        _collect_at(found, loc, lambda rv=rv: plans.update(_dry_files(rv, signature)))
         if rv.precision == "int8" and model.evaluation is None:
             message = (f"variant {rv.name} is int8 but the model has no 'evaluation' block: `trgen run` compares "
                        "INT8 with FP32 on it; add one (data with labels, tolerances)")
             (found.fail if command in NEEDS_EVALUATION else found.note)(loc + ("name",), message)
+    if plans and not found.problems:  # each config renders: does the repository they make load in Triton?
+        from ..render.writer import dry_render
+
+        _collect_at(found, loc, lambda: dry_render(plans, spec.repository))
     classes = _classes(model, signature)
     from .data_checks import check_data
 
@@ -156,16 +161,19 @@ def _collect_at(found: Findings, loc: Loc, check: Callable[[], None]) -> None:
         found.fail(loc, str(exc))
 
 
-def _dry_render(rv: ResolvedVariant, signature: Signature) -> None:
-    """Run the renderer's config code on the source model's signature: the built model has the same IO."""
+def _dry_files(rv: "ResolvedVariant", signature: "Signature") -> dict[str, Any]:
+    """The renderer's own files of `rv`, on the source model (the built model has the same inputs and outputs).
+
+    TensorRT plans do not exist before the build: their configs are rendered, not loaded.
+    """
     from ..artifacts import Artifact
-    from ..render.context import ARTIFACT_KIND, ONNX_FILE, PLAN_FILE, build_context
-    from ..render.template import render_config_text
+    from ..render.context import ARTIFACT_KIND, PLAN_FILE
+    from ..render.writer import model_files
 
     kind = ARTIFACT_KIND[rv.target]
-    artifact = Artifact(variant=rv.name, kind=kind, model_file=Path(PLAN_FILE if kind == "plan" else ONNX_FILE),
-                        signature=signature)
-    render_config_text(build_context(rv, artifact))
+    source = rv.model.onnx if kind == "onnx" else Path(PLAN_FILE)
+    files = model_files(rv, Artifact(variant=rv.name, kind=kind, model_file=source, signature=signature))
+    return {rv.name: files} if kind == "onnx" else {}
 
 
 def _classes(model: ModelSpec, signature: Signature) -> int | None:

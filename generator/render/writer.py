@@ -12,12 +12,13 @@ byte for byte.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..artifacts import Artifact
-from ..errors import GeneratorError
+from ..errors import GeneratorError, ProblemList
 from ..fileio import check_owned, staged_dir
 from ..spec import ResolvedVariant, Spec
 from .context import LABELS_FILE, ONNX_FILE, PLAN_FILE, build_context, cc_model_files
@@ -46,11 +47,7 @@ def render_repository(spec: Spec, artifacts: Mapping[str, Artifact], repository:
         with staged_dir(target, marker=REPOSITORY_MARKER) as tmp:
             for name, files in plans.items():
                 _write_model(tmp / name, files)
-            problems = validate_repository(tmp)
-            if problems:
-                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-                first = str(problems[0]).replace(str(tmp), str(target))
-                raise GeneratorError(f"the rendered repository would not load: {first}{more}")
+            _raise_load_problems(tmp, target)
     except OSError as exc:  # disk full, permissions: nothing was replaced
         raise GeneratorError(f"cannot write the repository ({exc.__class__.__name__}: {exc})", where=target) from None
     return Repository(path=target, models=tuple(plans))
@@ -81,7 +78,27 @@ def _artifact(rv: ResolvedVariant, artifacts: Mapping[str, Artifact]) -> Artifac
         raise GeneratorError(f"no built model for variant {rv.name!r}: run `trgen build` first") from None
 
 
-def _write_model(folder: Path, files: Mapping[str, FileSource]) -> None:
+def _raise_load_problems(folder: Path, target: Path) -> None:
+    """Every problem (one line each) that would stop Triton loading the repository written in `folder`."""
+    problems = [p for p in validate_repository(folder) if p.is_error]
+    if problems:
+        lines = [GeneratorError("the rendered repository would not load: " + str(p).replace(str(folder), str(target)))
+                 for p in problems]
+        raise lines[0] if len(lines) == 1 else ProblemList(lines)
+
+
+def dry_render(plans: Mapping[str, Mapping[str, FileSource]], target: Path) -> None:
+    """Write `plans` into a private temporary folder (model files linked, not copied) and validate it.
+
+    The front door's check that what `render` would write loads in Triton, without writing near `target`.
+    """
+    with tempfile.TemporaryDirectory(prefix="trgen-check-") as tmp:
+        for name, files in plans.items():
+            _write_model(Path(tmp) / name, files, link=True)
+        _raise_load_problems(Path(tmp), target)
+
+
+def _write_model(folder: Path, files: Mapping[str, FileSource], *, link: bool = False) -> None:
     for relative, source in sorted(files.items()):
         path = folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,6 +106,9 @@ def _write_model(folder: Path, files: Mapping[str, FileSource]) -> None:
             path.write_bytes(source.encode("utf-8"))
             continue
         try:
+            if link:
+                path.symlink_to(Path(source).resolve())
+                continue
             shutil.copyfile(source, path)
         except OSError as exc:
             raise GeneratorError(
