@@ -54,3 +54,38 @@ def test_bad_spec_exits_2_and_writes_nothing(tiny_spec: Path, capsys: pytest.Cap
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and f"{tiny_spec}:6:" in err[0] and "above the model's max_batch_size 8" in err[0]
     assert not (tiny_spec.parent / "repo").exists() and not (tiny_spec.parent / "build").exists()
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_ctrl_c_during_the_load_test_still_writes_the_report(tiny_spec: Path) -> None:
+    """Ctrl-C mid-bench: exit 4, and the report holds the comparison and the levels that completed."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    slow_bench = ("benchmark: {concurrency: [1, 2, 4, 8, 16, 32], batch_size: 4, warmup_s: 0.2, window_s: 1.0, "
+                  "max_windows: 3, stability_pct: 100}\n")
+    text = tiny_spec.read_text().replace("models:\n", slow_bench + "models:\n")
+    tiny_spec.write_text(text.replace(
+        "      data: {kind: arrays, path: data.npz, labels: labels}\n",
+        "      data: {kind: arrays, path: data.npz, labels: labels}\n"
+        "      tolerances: {max_top1_drop: 100, min_top1_agreement: 0.0}\n"))
+    proc = subprocess.Popen([sys.executable, "-m", "generator", "run", str(tiny_spec)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:  # wait for the load test to start, then for a level or two to finish
+        lines.append(line)
+        if "== 7/7 load test" in line:
+            break
+    time.sleep(5.0)
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=120)
+    err = "".join(lines) + rest
+    assert proc.returncode == 4, err
+    assert "load test cut short: interrupted (Ctrl-C); partial report with the comparison" in err
+    report = json.loads((tiny_spec.parent / "build" / "report" / "report.json").read_text())
+    assert report["comparison"]["comparisons"][0]["samples"] == 64
+    assert report["bench"] and report["complete"] is False
