@@ -154,7 +154,12 @@ def _build_plan(
     report = output.report
     if not report.passed:
         log.warning("%s: layers meant to run INT8 do not: %s", rv.name, "; ".join(report.problems()))
-    outcome = {"layer_precisions": report.counts, "int8_problems": report.problems(), "unscaled_tensors": list(report.unscaled)}
+    for note in report.notes():
+        log.info("%s: %s", rv.name, note)
+    outcome = {
+        "layer_precisions": report.counts, "int8_problems": report.problems(), "int8_unverified": list(report.unverified),
+        "unscaled_tensors": list(report.unscaled),
+    }
     write_manifest(plan.plan_file, expected, seconds=time.monotonic() - started, outcome=outcome)
     return output.signature
 

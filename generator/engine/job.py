@@ -16,7 +16,9 @@ import numpy as np
 from ..signature import Signature
 from .apply import run_build
 from .inspection import deserialize, engine_signature
-from .layers import PrecisionReport, check_precisions, engine_information, expected_int8_nodes, parse_layers
+from .layers import (
+    PrecisionReport, check_precisions, engine_information, expected_int8_nodes, onnx_layer_names, parse_layers,
+)
 from .plan import BuildPlan
 
 
@@ -40,5 +42,5 @@ def build_engine(
     signature = engine_signature(trt, engine)
     information = engine_information(trt, engine, signature)
     expected = expected_int8_nodes(plan.network_onnx, explicit=plan.calibrator == "none") if plan.precision == "int8" else ()
-    report = check_precisions(parse_layers(information), expected, result.unscaled)
+    report = check_precisions(parse_layers(information), expected, result.unscaled, onnx_layer_names(plan.network_onnx))
     return BuildOutput(result.engine, signature, report, information)

@@ -14,6 +14,7 @@ The report is written beside the plan as `model.plan.layers.json` and read by `t
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ class PrecisionReport:
     not_int8: tuple[tuple[str, str, str], ...] = ()  # (ONNX node, TensorRT layer, its precision)
     missing: tuple[str, ...] = ()  # expected ONNX nodes no layer name mentions
     unscaled: tuple[str, ...] = field(default=())  # implicit INT8: parser-made tensors without a scale
+    unverified: tuple[str, ...] = ()  # inside a Myelin region: TensorRT does not print their precision
 
     @property
     def counts(self) -> dict[str, int]:
@@ -64,6 +66,13 @@ class PrecisionReport:
         """One phrase per layer that should be INT8 and is not."""
         found = [f"{node} runs {precision} (layer {layer!r})" for node, layer, precision in self.not_int8]
         return found + [f"{node} is in no layer of the engine" for node in self.missing]
+
+    def notes(self) -> list[str]:
+        """What could not be judged (not a failure): nodes inside Myelin regions."""
+        if not self.unverified:
+            return []
+        return [f"{len(self.unverified)} node(s) inside Myelin regions, whose precision TensorRT does not print: "
+                + ", ".join(self.unverified[:5]) + (" ..." if len(self.unverified) > 5 else "")]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -130,17 +139,41 @@ def expected_int8_nodes(onnx_path: Path, *, explicit: bool) -> tuple[str, ...]:
     )
 
 
-def check_precisions(layers: tuple[LayerInfo, ...], expected: tuple[str, ...], unscaled: tuple[str, ...] = ()) -> PrecisionReport:
-    """Match each expected ONNX node to the layer whose fused name includes it, and judge its precision."""
+def check_precisions(
+    layers: tuple[LayerInfo, ...], expected: tuple[str, ...], unscaled: tuple[str, ...] = (), order: tuple[str, ...] = ()
+) -> PrecisionReport:
+    """Match each expected ONNX node to the layer whose fused name includes it, and judge its precision.
+
+    `order`: every layer name of the ONNX graph in graph order, to place nodes inside a Myelin region
+    "{ForeignNode[first...last]}" (TensorRT names only its ends and prints only its boundary formats,
+    so those nodes are reported as unverified rather than judged).
+    """
     parts = [(layer, [p.strip() for p in layer.name.split(" + ")]) for layer in layers if layer.type not in _NOT_COMPUTE]
-    not_int8, missing = [], []
+    regions = set().union(*(_region(layer.name, order) for layer in layers)) if layers else set()
+    not_int8, missing, unverified = [], [], []
     for node in expected:
         layer = next((layer for layer, names in parts if node in names), None)
-        if layer is None:
+        if layer is None and node in regions:
+            unverified.append(node)
+        elif layer is None:
             missing.append(node)
         elif layer.precision != "INT8":
             not_int8.append((node, layer.name, layer.precision))
-    return PrecisionReport(layers, expected, tuple(not_int8), tuple(missing), tuple(unscaled))
+    return PrecisionReport(layers, expected, tuple(not_int8), tuple(missing), tuple(unscaled), tuple(unverified))
+
+
+def _region(name: str, order: tuple[str, ...]) -> set[str]:
+    """The ONNX nodes a '{ForeignNode[first...last]}' layer covers (empty for other layers)."""
+    match = re.search(r"\{ForeignNode\[(.+)\.\.\.(.+)\]\}", name)
+    if match is None or match.group(1) not in order or match.group(2) not in order:
+        return set()
+    first, last = order.index(match.group(1)), order.index(match.group(2))
+    return set(order[first:last + 1])
+
+
+def onnx_layer_names(onnx_path: Path) -> tuple[str, ...]:
+    """Every node's layer name as TensorRT's parser gives it, in graph order."""
+    return tuple(node.name or f"node_of_{node.output[0]}" for node in load_onnx(onnx_path).graph.node)
 
 
 def layers_path(plan_file: Path) -> Path:
@@ -166,5 +199,5 @@ def read_layer_report(plan_file: Path) -> PrecisionReport | None:
     layers = tuple(LayerInfo(l["name"], l["type"], l["precision"], tuple(l["inputs"]), tuple(l["outputs"])) for l in data["layers"])
     return PrecisionReport(
         layers, tuple(data["expected_int8"]), tuple(tuple(x) for x in data["not_int8"]),  # type: ignore[misc]
-        tuple(data["missing"]), tuple(data.get("unscaled", ())),
+        tuple(data["missing"]), tuple(data.get("unscaled", ())), tuple(data.get("unverified", ())),
     )

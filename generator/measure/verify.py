@@ -72,7 +72,8 @@ def int8_layer_check(rv: ResolvedVariant, artifact: Artifact) -> Check | None:
         return Check("int8_layers", float("nan"), 0.0, False, detail)
     problems = report.problems()
     expected = len(report.expected_int8)
-    detail = f"{expected - len(problems)} of {expected} layers meant to run INT8 do"
+    detail = f"{expected - len(problems) - len(report.unverified)} of {expected} layers meant to run INT8 do"
+    detail += "".join(f"; {note}" for note in report.notes())
     if problems:
         more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
         detail += f"; not: {'; '.join(problems[:5])}{more} (see {layers_path(artifact.model_file).name})"

@@ -128,3 +128,15 @@ def test_verify_passes_an_explicit_int8_plan_and_ignores_other_artifacts(make_sp
     assert check is not None and check.passed and check.detail == "2 of 2 layers meant to run INT8 do"
     fp32 = only(make_spec("{precision: fp32, target: tensorrt}"))
     assert int8_layer_check(fp32, plan_artifact(make_trt(), fp32, fp32.model.onnx, gpu=GPU)) is None
+
+
+def test_nodes_inside_a_myelin_region_are_reported_unverified_not_passed_or_failed() -> None:
+    layers = parse_layers({"Layers": [
+        {"Name": "conv", "LayerType": "CaskConvolution", "Inputs": [{"Format/Datatype": "Int8"}], "Outputs": []},
+        {"Name": "{ForeignNode[fc...attn_out]}", "LayerType": "Myelin",
+         "Inputs": [{"Format/Datatype": "Row major linear FP32 format"}], "Outputs": [{"Format/Datatype": "Float"}]},
+    ]})
+    order = ("conv", "relu", "fc", "attn_qk", "attn_out", "head")
+    report = check_precisions(layers, ("conv", "fc", "attn_qk", "head"), order=order)
+    assert report.unverified == ("fc", "attn_qk") and report.missing == ("head",) and report.not_int8 == ()
+    assert report.notes() == ["2 node(s) inside Myelin regions, whose precision TensorRT does not print: fc, attn_qk"]
