@@ -1,14 +1,15 @@
 """Activation statistics: run the FP32 model with onnxruntime (CPU) and stream histograms.
 
 The tensors to observe become extra graph outputs of an in-memory copy of the model; graph inputs
-are observed straight from the batch. Each batch's outputs update the per-tensor histograms and are
-dropped, so memory depends on the batch size, never on the number of samples (unlike onnxruntime's
-own histogram calibrator, which keeps every intermediate output: onnxruntime #10503, #21979).
+are observed straight from the batch. Each slice's outputs update the per-tensor histograms and are
+dropped, so memory is bounded by `ACTIVATION_BUDGET` (plus onnxruntime's own working memory and one
+input batch), whatever the number of samples or the batch size (unlike onnxruntime's own histogram
+calibrator, which keeps every intermediate output: onnxruntime #10503, #21979).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,14 +95,23 @@ def open_session(model: "onnx.ModelProto", *, where: str | Path) -> Any:
         raise GeneratorError(f"onnxruntime cannot load the model: {_first_line(exc)}", where=where) from None
 
 
+ACTIVATION_BUDGET = 64 << 20
+"""Bytes of observed activations alive at once (two slices of at most half of it each, see below)."""
+
+
 def collect_histograms(
-    model: "onnx.ModelProto", tensors: Sequence[str], batches: Iterable[Batch], *, where: str | Path
+    model: "onnx.ModelProto", tensors: Sequence[str], batches: Iterable[Batch], *, where: str | Path,
+    budget: int = ACTIVATION_BUDGET, fixed_batch: bool = False,
 ) -> tuple[dict[str, Histogram], int]:
     """Run every batch through the model, updating one histogram per tensor. Returns (histograms, samples).
 
-    Batch b's histograms are updated on a worker thread while onnxruntime runs batch b+1 (both
-    release the GIL), so at most two batches of activations are alive at any time.
-    Raises `GeneratorError` naming the tensor and the batch when an activation holds NaN or Inf.
+    Memory is bounded by `budget`, not by the batch size: a batch whose observed activations
+    exceed half the budget runs through onnxruntime in slices of fewer samples (histograms do not
+    care how samples are grouped), unless `fixed_batch` (the model only takes whole batches).
+    Slice k's histograms are updated on a worker thread while onnxruntime runs slice k+1 (both
+    release the GIL), so at most two slices of activations are alive at any time; the outputs stay
+    in onnxruntime's buffers (OrtValue views, no copy). Raises `GeneratorError` naming the tensor
+    and the batch when an activation holds NaN or Inf.
     """
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -109,23 +119,48 @@ def collect_histograms(
     session = open_session(exposed, where=where)
     from_batch = [name for name in tensors if name not in fetch]
     histograms = {name: Histogram() for name in tensors}
+    per_sample: float | None = None
     samples = 0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trgen-histogram") as worker:
         pending: Future[None] | None = None
         for index, batch in enumerate(batches):
-            try:
-                values = session.run(fetch, batch.inputs) if fetch else []
-            except Exception as exc:
-                raise GeneratorError(f"onnxruntime failed on calibration batch {index}: {_first_line(exc)}", where=where) from None
-            observed = [*zip(fetch, values), *((name, batch.inputs[name]) for name in from_batch)]
-            if pending is not None:
-                pending.result()
-            pending = worker.submit(_update, histograms, observed, index, (samples, samples + len(batch) - 1), where)
-            samples += len(batch)
-            del values, observed  # nothing of a batch outlives its histogram update
+            n = len(batch)
+            if per_sample is None and fetch and not fixed_batch and n > 1:
+                per_sample = _bytes_per_sample(session, fetch, batch, where=where, index=index)
+            step = n if fixed_batch or not per_sample else max(1, min(n, int(budget // 2 // per_sample)))
+            for lo in range(0, n, step):
+                feeds = {k: v[lo : lo + step] for k, v in batch.inputs.items()} if step < n else batch.inputs
+                values = _run(session, fetch, feeds, where=where, index=index)
+                observed = [*zip(fetch, values), *((name, feeds[name]) for name in from_batch)]
+                if pending is not None:
+                    pending.result()
+                span = (samples + lo, samples + min(n, lo + step) - 1)
+                pending = worker.submit(_update, histograms, observed, index, span, where)
+                del values, observed, feeds  # nothing of a slice outlives its histogram update
+            samples += n
         if pending is not None:
             pending.result()
     return histograms, samples
+
+
+def _run(session: Any, fetch: list[str], feeds: Mapping[str, np.ndarray], *, where: str | Path, index: int) -> list[np.ndarray]:
+    """The fetched tensors as numpy views of onnxruntime's own output buffers (no copy)."""
+    if not fetch:
+        return []
+    from onnxruntime import OrtValue
+
+    try:
+        inputs = {k: OrtValue.ortvalue_from_numpy(np.ascontiguousarray(v)) for k, v in feeds.items()}
+        return [value.numpy() for value in session.run_with_ort_values(fetch, inputs)]
+    except Exception as exc:
+        raise GeneratorError(f"onnxruntime failed on calibration batch {index}: {_first_line(exc)}", where=where) from None
+
+
+def _bytes_per_sample(session: Any, fetch: list[str], batch: Batch, *, where: str | Path, index: int) -> float:
+    """Observed activation bytes per sample, from one sample of the first batch (dynamic shapes included)."""
+    one = {k: v[:1] for k, v in batch.inputs.items()}
+    values = _run(session, fetch, one, where=where, index=index)
+    return float(sum(v.nbytes for v in values)) or 1.0
 
 
 def _update(

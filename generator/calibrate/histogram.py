@@ -9,10 +9,23 @@ Signed min/max and the exact max |x| are tracked beside the counts.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 NUM_BINS = 2048
 MAX_BINS = 1 << 20
+CHUNK = 1 << 16  # values binned per step (two buffers of this many: 768 KiB, cache-sized)
+
+_local = threading.local()
+
+
+def _buffers() -> tuple[np.ndarray, np.ndarray]:
+    """This thread's scratch buffers (float32 |x| / width, intp bin index); threads never share them."""
+    buffers = getattr(_local, "buffers", None)
+    if buffers is None:
+        buffers = _local.buffers = (np.empty(CHUNK, dtype=np.float32), np.empty(CHUNK, dtype=np.intp))
+    return buffers
 
 
 class NonFiniteError(ValueError):
@@ -64,13 +77,29 @@ class Histogram:
             self.counts[0] += self._zeros
         elif batch_amax > len(self.counts) * self.width:
             self._extend(int(np.floor(batch_amax / self.width)) + 1)
-        scaled = np.abs(x.reshape(-1), dtype=np.float32)
-        scaled *= np.float32(1.0 / self.width)
-        found = np.bincount(scaled.astype(np.intp), minlength=len(self.counts))
+        self._count(x.reshape(-1))
+
+    def _count(self, flat: np.ndarray) -> None:
+        """Bin |x| / width, `CHUNK` values at a time through two reused cache-sized buffers.
+
+        Whole-array temporaries (|x| in float32, then indices in intp: 12 bytes per value) would
+        page-fault in fresh memory on every update and double the working set; this stays in L2.
+        """
         n = len(self.counts)
-        self.counts += found[:n]
-        if len(found) > n:  # values on the top edge (float rounding)
-            self.counts[-1] += found[n:].sum()
+        inv = np.float32(1.0 / self.width)
+        scaled, index = _buffers()
+        found = np.zeros(n, dtype=np.int64)
+        for start in range(0, flat.size, CHUNK):
+            part = flat[start : start + CHUNK]
+            size = part.size
+            np.abs(part, out=scaled[:size], dtype=np.float32)
+            np.multiply(scaled[:size], inv, out=scaled[:size])
+            np.copyto(index[:size], scaled[:size], casting="unsafe")  # truncation = floor (non-negative)
+            counted = np.bincount(index[:size], minlength=n)
+            found += counted[:n]
+            if len(counted) > n:  # values on the top edge (float rounding)
+                found[-1] += counted[n:].sum()
+        self.counts += found
 
     def _extend(self, bins: int) -> None:
         while bins > self.max_bins:

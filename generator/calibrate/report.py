@@ -1,10 +1,13 @@
-"""Calibration report: per-tensor histogram plots with the chosen threshold, and a markdown table.
+"""Calibration report: a markdown table always; per-tensor histogram figures and an overview when asked.
 
-Writes into a folder: one PNG per tensor (log counts over |x|; a solid line at the threshold, a
-dashed one at the max, a dotted one at entropy's threshold when the guard rejected it),
-`overview.png` (all tensors in a grid) and `README.md` (thresholds, ratio to the max, divergence,
-error, guarded). matplotlib is imported lazily and drawn with Agg through its object API (no
-pyplot state, safe off the main thread).
+`README.md` lists every tensor's threshold, ratio to the max, divergence, error and guard verdict.
+With plots (spec `calibration.plots: true`) each tensor also gets a PNG figure (title naming the
+tensor, axes labelled log10(count + 1) over |x|, a legend for the threshold, the largest |x| and
+a threshold the guard rejected) and `overview.png` holds all of them in a grid. The grid is drawn
+once and each tensor's PNG is cut out of it around its panel (one figure per tensor costs ~0.1 s
+each); titles are placed by hand and ticks fixed, which skips matplotlib's two costliest layout
+passes. matplotlib is imported only when plots are asked for, drawn with Agg through its object
+API (no pyplot state, safe off the main thread).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from .histogram import Histogram
 
 PLOT_BINS = 256  # histograms are summed down to this many bars for plotting (fast, still readable)
 DPI = 90
-CROP_MARGINS_IN = (0.62, 0.12, 0.5, 0.45)  # left, right, below, above an axes: its labels and title
+CROP_MARGINS_IN = (0.62, 0.12, 0.5, 0.55)  # left, right, below, above an axes: its labels and title
 THRESHOLD_COLOUR, MAX_COLOUR, REJECTED_COLOUR = "#c44e52", "0.3", "#dd8452"
 LINES = "red line: threshold (amax); grey dashed: largest |x|; orange dotted: entropy threshold the guard rejected"
 
@@ -33,17 +36,21 @@ def plot_name(index: int, tensor: str) -> str:
     return f"{index:02d}_{safe}.png"
 
 
-def write_report(folder: Path, histograms: Mapping[str, Histogram], results: Mapping[str, AmaxResult], *, title: str) -> None:
-    """PNG per tensor, overview grid and README.md table into `folder` (created).
+def write_report(
+    folder: Path, histograms: Mapping[str, Histogram], results: Mapping[str, AmaxResult], *, title: str, plots: bool = True
+) -> None:
+    """README.md table into `folder` (created); with `plots`, a PNG per tensor and the overview grid too."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "README.md").write_text(_table(title, results, plots=plots), encoding="utf-8")
+    if plots and results:
+        _write_plots(folder, histograms, results, title=title)
 
-    The grid is drawn once; each tensor's PNG is cut out of it around its panel, which keeps the
-    report well under a second for tens of tensors (a figure per tensor costs ~0.1 s each).
-    """
+
+def _write_plots(folder: Path, histograms: Mapping[str, Histogram], results: Mapping[str, AmaxResult], *, title: str) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # Agg, without pyplot's global state
     from matplotlib.figure import Figure
     from PIL import Image
 
-    folder.mkdir(parents=True, exist_ok=True)
     names = list(results)
     columns = min(3, max(1, len(names)))
     rows = max(1, math.ceil(len(names) / columns))
@@ -57,7 +64,7 @@ def write_report(folder: Path, histograms: Mapping[str, Histogram], results: Map
             _draw(axis, histograms[names[index]], results[names[index]], names[index])
         else:
             axis.axis("off")
-    figure.suptitle(f"{title}\n{LINES}", fontsize=10)
+    figure.suptitle(title, fontsize=10, y=1 - 0.12 / height_in, va="top")
     canvas.draw()
     pixels = np.asarray(canvas.buffer_rgba())
     Image.fromarray(pixels).convert("RGB").save(folder / "overview.png", optimize=False)
@@ -68,40 +75,47 @@ def write_report(folder: Path, histograms: Mapping[str, Histogram], results: Map
         x0, x1 = max(0, int(box.x0) - left), min(width, int(math.ceil(box.x1)) + right)
         y0, y1 = max(0, height - int(math.ceil(box.y1)) - above), min(height, height - int(box.y0) + below)
         Image.fromarray(pixels[y0:y1, x0:x1]).convert("RGB").save(folder / plot_name(index, name))
-    (folder / "README.md").write_text(_table(title, results), encoding="utf-8")
 
 
 def _draw(axis: Any, hist: Histogram, result: AmaxResult, name: str) -> None:
-    """One panel. Kept cheap (fill_between, few ticks, no legend): matplotlib text dominates the cost."""
+    """One panel: a figure of its own once cut out (title, labelled axes, legend)."""
+    from matplotlib.ticker import FixedLocator
+
+    top = 1.0
     if hist.total and hist.width > 0:
         counts = hist.counts
         group = max(1, math.ceil(len(counts) / PLOT_BINS))
         summed = np.pad(counts, (0, (-len(counts)) % group)).reshape(-1, group).sum(axis=1)
         heights = np.log10(summed + 1.0)
+        top = max(1.0, float(heights.max()))
         edges = np.arange(len(summed) + 1) * hist.width * group
-        axis.fill_between(edges, np.append(heights, heights[-1]), step="post", color="#4c72b0", linewidth=0)
-    axis.axvline(result.amax, color=THRESHOLD_COLOUR, linewidth=1.5)
-    axis.axvline(result.max, color=MAX_COLOUR, linestyle="--", linewidth=1)
-    how = result.method
+        axis.fill_between(edges, np.append(heights, heights[-1]), step="post", color="#4c72b0", linewidth=0, label="|x| histogram")
+    right = max(result.max, result.amax, hist.width * len(hist.counts), 1e-12)
+    axis.axvline(result.amax, color=THRESHOLD_COLOUR, linewidth=1.5, label=f"threshold {result.amax:.4g} ({result.method})")
+    axis.axvline(result.max, color=MAX_COLOUR, linestyle="--", linewidth=1, label=f"largest |x| {result.max:.4g}")
     if result.guarded and result.rejected_amax is not None:
-        axis.axvline(result.rejected_amax, color=REJECTED_COLOUR, linestyle=":", linewidth=1.5)
-        how += f", guarded: entropy {result.rejected_amax:.4g} rejected"
+        axis.axvline(result.rejected_amax, color=REJECTED_COLOUR, linestyle=":", linewidth=1.5,
+                     label=f"entropy {result.rejected_amax:.4g} (rejected)")
+    axis.set_xlim(0.0, right * 1.02)
+    axis.set_ylim(0.0, top * 1.08)
+    axis.xaxis.set_major_locator(FixedLocator([0.0, right / 2, right]))
+    axis.yaxis.set_major_locator(FixedLocator([0.0, round(top / 2, 1), round(top, 1)]))
     shown = name if len(name) <= 60 else "…" + name[-59:]
-    axis.set_title(f"{shown}\namax {result.amax:.4g} ({how}), max {result.max:.4g}", fontsize=8.5)
-    axis.set_xlabel("|x|", fontsize=8)
-    axis.set_ylabel("log10(count + 1)", fontsize=8)
-    axis.tick_params(labelsize=7)
-    axis.locator_params(nbins=4)
+    axis.set_title(f"{shown}\namax / max = {result.amax / result.max:.3f}" if result.max > 0 else shown, fontsize=8.5, y=1.02)
+    axis.set_xlabel("|x|", fontsize=8, labelpad=1)
+    axis.set_ylabel("log10(count + 1)", fontsize=8, labelpad=1)
+    axis.tick_params(labelsize=7, pad=1)
+    axis.legend(loc="upper right", fontsize=6.5, frameon=False, handlelength=1.5, borderaxespad=0.2)
 
 
-def _table(title: str, results: Mapping[str, AmaxResult]) -> str:
+def _table(title: str, results: Mapping[str, AmaxResult], *, plots: bool) -> str:
     lines = [
         f"# {title}",
         "",
         "Per activation tensor: the chosen threshold (amax, scale = amax / 127), the largest |x| seen, "
         "the method whose threshold was used, the KL divergence at the entropy threshold, the expected "
         "quantisation MSE at amax, and whether the entropy guard replaced a threshold clipped at a spike. "
-        f"Plots: log counts of |x|; {LINES}.",
+        + (f"Plots: log counts of |x|; {LINES}." if plots else "Plots: off (calibration.plots: true draws them)."),
         "",
         "| # | tensor | amax | max | amax / max | method | divergence | MSE | guarded | plot |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -112,7 +126,7 @@ def _table(title: str, results: Mapping[str, AmaxResult]) -> str:
         guarded = f"yes (entropy {r.rejected_amax:.4g})" if r.guarded and r.rejected_amax is not None else "no"
         lines.append(
             f"| {index} | `{name}` | {r.amax:.5g} | {r.max:.5g} | {ratio} | {r.method} | {divergence} | "
-            f"{r.mse:.3g} | {guarded} | [png]({plot_name(index, name)}) |"
+            f"{r.mse:.3g} | {guarded} | {f'[png]({plot_name(index, name)})' if plots else '-'} |"
         )
-    lines += ["", "![overview](overview.png)", ""]
+    lines += ["", "![overview](overview.png)", ""] if plots else [""]
     return "\n".join(lines)

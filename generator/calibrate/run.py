@@ -168,8 +168,10 @@ def calibrate_model(
 
     if model is None:
         model = load_model(model_path)
-    batches = _batches(calibration, onnx_signature(model, where=model_path), variant=variant, progress=progress)
-    histograms, samples = collect_histograms(model, tensors, batches, where=model_path)
+    signature = onnx_signature(model, where=model_path)
+    batches = _batches(calibration, signature, variant=variant, progress=progress)
+    fixed = _fixed_batch(signature) is not None
+    histograms, samples = collect_histograms(model, tensors, batches, where=model_path, fixed_batch=fixed)
     amax_settings = AmaxSettings.from_spec(calibration)
     results = {name: compute_amax(histograms[name], amax_settings) for name in tensors}
     if calibration.method == "auto":  # per-tensor choice by model-output error where candidates disagree (auto.py)
@@ -182,7 +184,9 @@ def calibrate_model(
         variant=variant, model=model_path, fp=fp, settings=settings, results=results, histograms=histograms, samples=samples,
         cache=cache_path, cache_header=cache_text.splitlines()[0],
     )
-    _write_outputs(out_dir, cache_path, cache_text, document, histograms, results, title=f"Calibration of {variant}")
+    _write_outputs(
+        out_dir, cache_path, cache_text, document, histograms, results, title=f"Calibration of {variant}", plots=calibration.plots
+    )
     guarded = [name for name, r in results.items() if r.guarded]
     if guarded:
         log.info("%s: entropy guard replaced the threshold of %d tensor(s): %s", variant, len(guarded), ", ".join(guarded))
@@ -202,6 +206,7 @@ def _settings(calibration: Calibration, tensors: list[str], version: int, algori
         "percentile": calibration.percentile,
         "guard": calibration.guard,
         "guard_ratio": GUARD_RATIO,
+        "plots": calibration.plots,
         "samples": calibration.samples,
         "batch_size": calibration.batch_size,
         "data": data,
@@ -267,6 +272,7 @@ def _write_outputs(
     results: dict[str, AmaxResult],
     *,
     title: str,
+    plots: bool = True,
 ) -> None:
     """Write everything into a temporary folder beside `out_dir`, then move it into place."""
     from .report import write_report
@@ -275,7 +281,7 @@ def _write_outputs(
     cache_temp: Path | None = None
     try:
         with staged_dir(out_dir) as staging:
-            write_report(staging / "report", histograms, results, title=title)
+            write_report(staging / "report", histograms, results, title=title, plots=plots)
             write_json(staging / MANIFEST_NAME, document)
             if cache_inside:
                 inside = staging / cache_path.resolve().relative_to(out_dir.resolve())

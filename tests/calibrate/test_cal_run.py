@@ -35,7 +35,7 @@ def listing(folder: Path) -> dict[str, bytes]:
 
 def test_outputs(tiny_model: Path, pixels: Path, tmp_path: Path) -> None:
     out = tmp_path / "work" / "calibration"
-    result = run(tiny_model, pixels, out)
+    result = run(tiny_model, pixels, out, plots=True)
     assert not result.skipped and result.method == "entropy" and list(result.amax) == TINY_TENSORS
     assert all(v > 0 for v in result.amax.values())
     assert result.amax["input"] <= 1.0  # pixels scaled to [0, 1]
@@ -63,6 +63,43 @@ def test_outputs(tiny_model: Path, pixels: Path, tmp_path: Path) -> None:
     table = (report / "README.md").read_text()
     assert all(f"`{name}`" in table for name in TINY_TENSORS)
     assert [p.name for p in out.parent.iterdir()] == ["calibration"]  # no temporary folders left
+
+
+def test_no_plots_by_default(tiny_model: Path, pixels: Path, tmp_path: Path) -> None:
+    result = run(tiny_model, pixels, tmp_path / "calibration")
+    assert not list(result.report_dir.glob("*.png"))
+    assert "`relu`" in (result.report_dir / "README.md").read_text()
+
+
+def test_a_small_budget_slices_batches_and_counts_the_same(tiny_model: Path, pixels: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 12: memory bounded by the activation budget, not the batch size; histograms do not change
+    import onnx
+
+    from generator.calibrate import collect
+
+    source = ArraysSource(kind="arrays", path=pixels, preprocessing=Preprocessing(scale=1 / 255))
+    model = onnx.load(str(tiny_model))
+    sizes: list[int] = []
+    real_run = collect._run
+
+    def spy(session, fetch, feeds, **kw):  # type: ignore[no-untyped-def]
+        sizes.append(len(next(iter(feeds.values()))))
+        return real_run(session, fetch, feeds, **kw)
+
+    monkeypatch.setattr(collect, "_run", spy)
+    whole, _ = collect_histograms(model, TINY_TENSORS, load_batches(source, read_onnx_signature(tiny_model), batch_size=16, limit=32),
+                                  where=tiny_model)
+    assert max(sizes) == 16
+    sizes.clear()
+    sliced, _ = collect_histograms(model, TINY_TENSORS, load_batches(source, read_onnx_signature(tiny_model), batch_size=16, limit=32),
+                                   where=tiny_model, budget=2 * 3 * 2 * 4 * 256)  # 3 samples of relu + flat per slice
+    assert 1 < max(sizes[1:]) < 16  # sizes[0] is the one-sample probe
+    for name in TINY_TENSORS:
+        assert sliced[name].total == whole[name].total and sliced[name].amax == whole[name].amax
+    sizes.clear()
+    collect_histograms(model, TINY_TENSORS, load_batches(source, read_onnx_signature(tiny_model), batch_size=16, limit=32),
+                       where=tiny_model, budget=1, fixed_batch=True)
+    assert set(sizes) == {16}  # a fixed batch dimension is never sliced
 
 
 def test_histograms_are_exact_over_batches(tiny_model: Path, pixels: Path) -> None:
