@@ -32,6 +32,11 @@ class Calibration(StrictModel):
     samples: PositiveInt = 512
     batch_size: PositiveInt = 32
     cache: SpecPath | None = Field(default=None, description="TensorRT calibration cache path (default: in workdir)")
+    plots: bool = Field(  # issue 12: drawing the PNGs cost more than the calibration itself
+        default=False,
+        description="also draw the per-tensor histogram figures and overview.png into the calibration report "
+        "(the markdown table and the manifest are always written)",
+    )
     keep_float: list[str] = Field(default_factory=list, description="node or tensor names kept in float")
     keep_float_top_k: NonNegativeInt = Field(default=0, description="keep the k most sensitive tensors in float")
     target_drop: NonNegativeFloat | None = Field(
