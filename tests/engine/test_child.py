@@ -76,3 +76,18 @@ def test_calibration_data_reaches_the_child(make_spec: SpecFactory) -> None:
     rv = only(make_spec(variant))
     with pytest.raises(GeneratorError, match="calibrator failed in get_batch after 0 batch\\(es\\).*cuda-python"):
         plan_artifact(make_trt(), rv, rv.model.onnx, gpu=GPU)
+
+
+def test_the_real_tensorrt_is_re_imported_by_name_in_the_child(make_spec: SpecFactory) -> None:
+    """A real module travels by name; the child imports it through load_tensorrt (here: not installed)."""
+    import types
+
+    rv = only(make_spec("{precision: fp32, target: tensorrt}"))
+    plan = builder_plan(rv, "10.13.0.35", source=rv.model.onnx, onnx_signature=read_onnx_signature(rv.model.onnx))
+    real = types.ModuleType("tensorrt")
+    assert trt_reference(real) == ("tensorrt", None)
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("a tensorrt package is installed here")
+    with pytest.raises(GeneratorError, match="TensorRT is not installed") as info:
+        build_isolated(real, plan)
+    assert "\n" not in str(info.value)
