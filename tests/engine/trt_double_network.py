@@ -120,7 +120,7 @@ def engine_layers(
         result.append({
             "Name": " + ".join(names),
             "LayerType": "CaskConvolution" if layer["type"] == "CONVOLUTION" else layer["type"].title().replace("_", ""),
-            "Inputs": [_tensor(network, t, _format(network, t, precision, producers, consumers)) for t in inputs],
+            "Inputs": [_tensor(network, t, _FORMATS[precision]) for t in inputs],
             "Outputs": [_tensor(network, t, _out_format(network, t, precision, consumers, strongly_typed)) for t in outputs],
             "TacticValue": "0x0000000000000000",
         })
@@ -153,10 +153,6 @@ def _precision(
         if all(name in scales for name in _float_tensors(network, layer)):
             return "INT8"
     return "FP16" if "FP16" in flags else "FP32"
-
-
-def _format(network: dict[str, Any], name: str, precision: str, producers: Any, consumers: Any) -> str:
-    return _FORMATS[precision]
 
 
 def _out_format(network: dict[str, Any], name: str, precision: str, consumers: Any, strongly_typed: bool) -> str:
