@@ -9,6 +9,7 @@ by construction. Every problem is collected and raised together, one line each.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,7 +134,7 @@ def _check_model(spec: Spec, m: int, model: ModelSpec, found: Findings, *, comma
         return  # already reported by the spec's own checks at the `onnx` line
     plans: dict[str, Any] = {}
     for rv in (rv for rv in spec.resolved() if rv.model is model):
-        _collect_at(found, loc, lambda rv=rv: plans.update(_dry_files(rv, signature)))
+        _collect_at(found, loc, lambda rv=rv: plans.update(_dry_files(rv, signature)), model)
         if rv.precision == "int8" and model.evaluation is None:
             message = (f"variant {rv.name} is int8 but the model has no 'evaluation' block: `trgen run` compares "
                        "INT8 with FP32 on it; add one (data with labels, tolerances)")
@@ -154,11 +155,40 @@ def _check_model(spec: Spec, m: int, model: ModelSpec, found: Findings, *, comma
                        f"all {available} will be used")
 
 
-def _collect_at(found: Findings, loc: Loc, check: Callable[[], None]) -> None:
+def _collect_at(found: Findings, loc: Loc, check: Callable[[], None], model: "ModelSpec | None" = None) -> None:
     try:
         check()
-    except GeneratorError as exc:  # the renderer names the field; the spec line is the model's
-        found.fail(loc, str(exc))
+    except ProblemList as many:
+        for problem in many.problems:
+            found.fail(loc, str(problem))
+    except GeneratorError as exc:  # the renderer names the field: point at its line in the spec
+        where = _spec_loc(exc.where, loc, model) if model is not None else None
+        found.fail(where or loc, exc.message if where else str(exc))
+
+
+_RENDER_WHERE = re.compile(r"^(?:models\[[^\]]+\]\.(?P<field>[^ ]+))?(?: ?\(?variant (?P<variant>[^)]+)\)?)?$")
+
+
+def _spec_loc(where: str | None, loc: Loc, model: "ModelSpec") -> Loc | None:
+    """`models[tiny].outputs[logits].dims (variant tiny_fp32)` -> ("models", m, "outputs", 0, "dims")."""
+    if model.labels is not None and where == str(model.labels):
+        return (*loc, "labels")
+    match = _RENDER_WHERE.match(where or "")
+    if not where or match is None:
+        return None
+    if match["field"]:
+        out: list[str | int] = list(loc)
+        for part in match["field"].split("."):
+            name, _, key = part.partition("[")
+            out.append(name)
+            if key:
+                tensors = model.inputs if name == "inputs" else model.outputs if name == "outputs" else []
+                index = next((i for i, t in enumerate(tensors) if t.name == key.rstrip("]")), None)
+                if index is not None:
+                    out.append(index)
+        return tuple(out)
+    names = [model.variant_name(v) for v in model.variants]
+    return (*loc, "variants", names.index(match["variant"])) if match["variant"] in names else None
 
 
 def _dry_files(rv: "ResolvedVariant", signature: "Signature") -> dict[str, Any]:

@@ -232,6 +232,7 @@ def load_spec_located(
     """`load_spec`, and the function mapping a field path to its line, for checks that come later."""
     path = Path(path)
     data, positions = _parse(path)
+    data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}  # anchors' home
     context = {
         "base_dir": path.parent.resolve(), "check_files": check_files,
         "trust_code": trust_code or data.get("trust_code") is True,
@@ -247,7 +248,7 @@ def load_spec_located(
         problems.sort(key=lambda p: (p.line or 0) if isinstance(p, SpecError) else 0)
         raise (problems[0] if len(problems) == 1 else ProblemList(problems)) from None
 
-    from .checks import check_spec  # noqa: E402  cross-field rules that need the whole document
+    from .checks import check_spec
 
     check_spec(spec, path, positions.line)
     return spec, positions.line
