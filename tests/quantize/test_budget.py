@@ -95,3 +95,31 @@ def test_an_unknown_metric_is_a_clear_error() -> None:
 
     with pytest.raises(GeneratorError, match="unknown evaluation metric 'bleu'"):
         task_metrics.score("bleu", [np.zeros((1, 2))], None, [np.zeros((1, 2))])
+
+
+def test_compare_forms_points_at_the_tensor_where_the_forms_part(zoo_model: onnx.ModelProto, zoo_inputs) -> None:  # type: ignore[no-untyped-def]
+    from onnx import numpy_helper
+
+    from generator.quantize.forms import compare_forms, format_gaps
+    from generator.quantize.ort_rewrite import Encoding, optimize_for_ort
+    from generator.quantize.qdq import quantize_model
+
+    amax = minmax_amax(zoo_model, activation_tensors(zoo_model), zoo_inputs)
+    qdq = quantize_model(zoo_model, amax).model
+    ort = optimize_for_ort(qdq, encoding=Encoding.EXACT).model
+    batch = zoo_inputs[0]
+    faithful = compare_forms(zoo_model, qdq, ort, batch)
+    # exact encoding: same numerics up to rounding, plus the output pairs the onnxruntime form adds (r1 is
+    # quantized there where the Q/DQ form quantizes only its DQ copy): a few dB at most
+    assert faithful and max(r.gap for r in faithful) < 6.0
+    # break one scale in the onnxruntime form only: that tensor must top the list
+    broken = onnx.ModelProto()
+    broken.CopyFrom(ort)
+    scale_of = {n.input[0]: n.input[1] for n in broken.graph.node if n.op_type == "QuantizeLinear"}
+    target = scale_of["r2"]
+    for init in broken.graph.initializer:
+        if init.name == target:
+            init.CopyFrom(numpy_helper.from_array((numpy_helper.to_array(init) / 20).astype(np.float32), init.name))
+    rows = compare_forms(zoo_model, qdq, broken, batch)
+    assert rows[0].gap > 10.0 and rows[0].sqnr_ort < rows[0].sqnr_qdq
+    assert "quantized in" in format_gaps(rows)
