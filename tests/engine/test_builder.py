@@ -71,7 +71,8 @@ def test_tensorrt_missing_names_the_extra_and_the_container(
 ) -> None:
     (tmp_path / "stubs" / "tensorrt").mkdir(parents=True)  # what tensorrt-stubs leaves importable
     monkeypatch.syspath_prepend(str(tmp_path / "stubs"))
-    monkeypatch.delitem(__import__("sys").modules, "tensorrt", raising=False)
+    monkeypatch.setitem(__import__("sys").modules, "tensorrt", None)  # recorded: undone (removed) after the test
+    monkeypatch.delitem(__import__("sys").modules, "tensorrt")
     rv = only(make_spec("{precision: fp32, target: tensorrt}"))
     with pytest.raises(GeneratorError) as info:
         build_variant(rv, rv.model.onnx)
