@@ -6,7 +6,7 @@ The model: Gather embedding + learned positions, a Conv1d stem (k=3, ReLU), two 
 encoder layers with MatMul attention (vit_tiny's layers: LayerNormalization, Softmax, GELU), mean
 pooling, Linear -> ``logits`` [batch, 10] over the languages in ``labels.txt``.
 
-Data: real word lists, the 30k most frequent words of each language shipped in the ``wordfreq``
+Data: real word lists, the 30k most frequent words of each language (en fr de es it nl pt sv pl tr) shipped in the ``wordfreq``
 package (``wordfreq.top_n_list``), alphabetic words of 2+ letters. Each language's vocabulary is
 split 80/20 with a fixed seed: training and calibration phrases use the 80 %, evaluation phrases
 only the held-out 20 % (words never seen in training). Words shared by several languages' lists
