@@ -3,10 +3,11 @@
 INT8 that runs slower than FP32 is a regression nobody asked for, so `trgen build` measures it on
 this machine before anything is served: both models in onnxruntime's CPU provider with the thread
 settings the served config uses (python backend: intra/inter-op threads), at batch 1 and at the
-preferred batch, timed in alternating runs (medians) for a fixed budget of a few hundred ms each.
+preferred batch, timed in alternating runs (best of each) for a fixed budget of a few hundred ms.
 When INT8 is not faster, onnxruntime's profiler names where its time goes: float islands (ops left
 in float kernels) and conversion ops (QuantizeLinear / DequantizeLinear). A slower INT8 variant
-fails the check unless its spec sets `build.allow_slower_int8: true`.
+fails the check (more than `NOISE` slower at either batch) unless its spec sets
+`build.allow_slower_int8: true`.
 
 The record is written beside the variant's model (`speed_check.json`) and returned to the caller.
 """
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 SPEED_FILE = "speed_check.json"
 BUDGET_S = 0.3  # per model and batch size, both models together
+NOISE = 0.03  # INT8 counts as slower below (1 - NOISE) x FP32's speed: timer and scheduler noise
 CONVERSION_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Cast"})
 INTEGER_PREFIXES = ("QLinear", "QGemm", "MatMulInteger", "ConvInteger", "QAttention", "QEmbed")
 INTEGER_OPS = frozenset({"MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity"})
@@ -69,7 +71,7 @@ class SpeedCheck:
 
     @property
     def slower(self) -> bool:
-        return any(s < 1.0 for s in self.speedup.values())
+        return any(s < 1.0 - NOISE for s in self.speedup.values())
 
     @property
     def passed(self) -> bool:
@@ -163,7 +165,11 @@ def timing_feeds(int8: ResolvedVariant, fp32: Artifact) -> dict[int, dict[str, n
 
 
 def time_side_by_side(sessions: Mapping[str, Any], feeds: Mapping[str, np.ndarray], budget_s: float) -> dict[str, float]:
-    """Median ms per run of each session, runs alternating so that machine noise hits both alike."""
+    """Best ms per run of each session, runs alternating so that drift in the machine's load hits both alike.
+
+    The minimum, not the median: on a shared machine other processes only ever add time, and the
+    fastest of many alternating runs is the most repeatable estimate of what the model costs.
+    """
     for session in sessions.values():  # warm up: first runs allocate and pick kernels
         session.run(None, feeds)
     samples: dict[str, list[float]] = defaultdict(list)
@@ -175,7 +181,7 @@ def time_side_by_side(sessions: Mapping[str, Any], feeds: Mapping[str, np.ndarra
             samples[key].append((time.perf_counter() - start) * 1e3)
         if min(len(v) for v in samples.values()) >= 200:
             break
-    return {key: statistics.median(values) for key, values in samples.items()}
+    return {key: min(values) for key, values in samples.items()}
 
 
 def profile_ops(model: Path, threads: Mapping[str, int], feeds: Mapping[str, np.ndarray], runs: int = 10) -> tuple[OpTime, ...]:
