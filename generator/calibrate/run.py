@@ -27,6 +27,7 @@ from . import cache as trt_cache
 from .calibrators import GUARD_RATIO, AmaxResult, AmaxSettings, compute_amax
 from .collect import collect_histograms
 from ..data import Batch, load_batches
+from ..data.batches import available_samples
 from .histogram import NUM_BINS, Histogram
 from .manifest import MANIFEST_NAME, Fingerprint, amax_from, fingerprint, manifest_document, matches, read_manifest, write_json
 
@@ -249,7 +250,8 @@ def _batches(calibration: Calibration, signature: Signature, *, variant: str, pr
         relaxed = tuple(TensorSig(t.name, t.dtype, (-1, *t.shape[1:])) for t in signature.inputs)
         signature = dataclasses.replace(signature, inputs=relaxed)
     stream = load_batches(calibration.data, signature, batch_size=batch_size, limit=calibration.samples)
-    total = math.ceil(calibration.samples / batch_size)
+    held = available_samples(calibration.data)  # the bar counts the batches that will run (issue 9)
+    total = math.ceil(min(calibration.samples, held if held is not None else calibration.samples) / batch_size)
     for batch in tqdm(stream, total=total, desc=f"calibrate {variant}", unit="batch", disable=not progress, leave=False):
         if fixed is not None and len(batch) != fixed:
             log.info("%s: dropped the last %d sample(s): the model only takes batches of %d", variant, len(batch), fixed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,8 +73,8 @@ def front_door(
     if found.problems:
         unique = ProblemList(found.problems).problems
         raise unique[0] if len(unique) == 1 else ProblemList(list(unique))
-    for line in dict.fromkeys(found.notes):
-        log.warning("note: %s", line)
+    for line in dict.fromkeys(found.notes):  # said once, like errors: one line each, on stderr
+        print(f"trgen: note: {line}", file=sys.stderr)
     _sweep(spec, report_dir, repository)
     return Selection(spec=spec, variants=tuple(chosen))
 
@@ -144,12 +145,14 @@ def _check_model(spec: Spec, m: int, model: ModelSpec, found: Findings, *, comma
 
         _collect_at(found, loc, lambda: dry_render(plans, spec.repository))
     classes = _classes(model, signature)
+    from ..data.batches import available_samples
     from .data_checks import check_data
 
     for data_loc, source, samples in _model_sources(model, m):
-        findings, available = check_data(source, signature, classes=classes, samples=samples)
+        findings, seen = check_data(source, signature, classes=classes, samples=samples)
         for message, where in findings:
             found.fail(data_loc + (where,) if where else data_loc, message)
+        available = available_samples(source) if seen is None or source.kind != "arrays" else seen
         if samples is not None and available is not None and available < samples:
             found.note(data_loc[:-1] + ("samples",), f"asks for {samples} samples but the data holds {available}: "
                        f"all {available} will be used")

@@ -81,6 +81,28 @@ def load_batches(
         raise GeneratorError("the data set is empty (no samples): check the file, folder or callable", where=where)
 
 
+def available_samples(source: ArraysSource | ImagesSource | CallableSource) -> int | None:
+    """How many samples an arrays source holds, read from the file headers (None: not known before reading).
+
+    Progress bars and the "asked for more samples than the data holds" note use it.
+    """
+    if not isinstance(source, ArraysSource):
+        return None
+    from .arrays import _ArrayFile
+
+    try:
+        with _ArrayFile(source.path) as arrays:
+            if source.path.suffix == ".npy":
+                return int(arrays.open(None).shape[0])
+            key = next(iter((source.inputs or {}).values()), None) or source.labels
+            if key is None:
+                assert arrays.zip is not None
+                key = next(n[:-4] for n in arrays.zip.namelist() if n.endswith(".npy"))
+            return int(arrays.open(key, for_input=None).shape[0])
+    except (GeneratorError, OSError, StopIteration, ValueError):
+        return None  # reading it will say what is wrong
+
+
 def describe_source(source: ArraysSource | ImagesSource | CallableSource) -> str:
     """Where a source's data comes from, for error messages."""
     return f"data callable {source.callable}" if isinstance(source, CallableSource) else str(source.path)
