@@ -115,7 +115,7 @@ def expected_shape(tensor: TensorSig) -> str:
 
 
 def check_batch(batch: Batch, signature: Signature, *, where: str) -> None:
-    """Refuse a batch whose inputs do not match the model: names, rank, fixed dimensions, dtype."""
+    """Refuse a batch whose inputs do not match the model (names, rank, fixed dimensions, dtype) or hold NaN/Inf."""
     names = {t.name for t in signature.inputs}
     for name in batch.inputs:
         if name not in names:
@@ -136,6 +136,11 @@ def check_batch(batch: Batch, signature: Signature, *, where: str) -> None:
                 f"input {tensor.name!r}: got dtype {value.dtype}, expected {want} "
                 "(set preprocessing.dtype, or preprocessing.scale to convert pixels)",
                 where=where,
+            )
+        if value.dtype.kind in "fc" and not np.isfinite(value).all():  # named as the data's, not an activation's
+            raise GeneratorError(
+                f"input {tensor.name!r}: the data holds NaN or Inf values: the data is broken, not the model; "
+                "fix or drop those samples", where=where,
             )
     if batch.labels is not None and len(batch.labels) != len(batch):
         raise GeneratorError(f"{len(batch.labels)} labels for {len(batch)} samples", where=where)

@@ -56,3 +56,20 @@ def test_with_consent_the_module_beside_the_spec_runs(code_spec: Path, how: str)
         code_spec.write_text("trust_code: true\n" + code_spec.read_text())
     assert main(argv) == 0
     assert (code_spec.parent / "ran.txt").read_text() == "the spec's code ran"
+
+
+NAN_MODULE = """\
+import numpy as np
+
+def batches(count=1):
+    data = np.zeros((4, 1, 8, 8), np.float32)
+    data[1, 0, 0, 0] = np.inf
+    yield {"input": data}
+"""
+
+
+def test_nan_or_inf_from_a_callable_is_blamed_on_the_data(code_spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (code_spec.parent / "mydata.py").write_text(NAN_MODULE)
+    assert main(["calibrate", str(code_spec), "--trust-code"]) == 2
+    err = capsys.readouterr().err
+    assert "data callable mydata:batches: input 'input': the data holds NaN or Inf values: the data is broken" in err
