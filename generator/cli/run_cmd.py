@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK
+
+if TYPE_CHECKING:
+    from ..measure.report import PrecisionRatio
+
 from .common import (
     add_command,
     add_force,
@@ -45,13 +51,8 @@ def _run(args: argparse.Namespace) -> int:
     only = [rv.name for rv in selection.variants] if (args.model or args.variant) else None
     result = run(selection.spec, url=args.url, force=args.force, bench=args.bench, report_dir=args.report,
                  progress=progress_enabled(args), only=only)
-    for ratio in precision_ratios(result.bench):
-        unstable = (f" (unstable: {', '.join(ratio.unstable)} did not settle within the stability limit; "
-                    "treat this ratio with care)") if ratio.unstable else ""
-        print(
-            f"{ratio.candidate} vs {ratio.baseline}, {ratio.mode} {ratio.level:g}: "
-            f"throughput x{ratio.throughput_ratio:.2f}, p99 latency x{ratio.p99_ratio:.2f}{unstable}"
-        )
+    for line in ratio_lines(precision_ratios(result.bench)):
+        print(line)
     print(f"repository: {result.repository.path}")
     print(f"report:     {result.report.markdown}")
     return EXIT_OK if result.passed else EXIT_CHECK_FAILED
@@ -61,3 +62,14 @@ def _default_report(args: argparse.Namespace) -> Path:
     from ..spec import load_spec
 
     return load_spec(args.spec, check_files=False).workdir / "report"
+
+
+def ratio_lines(ratios: Sequence[PrecisionRatio]) -> list[str]:
+    """One console line per INT8/FP32 pair and load level; says so when a level never settled."""
+    lines = []
+    for ratio in ratios:
+        unstable = (f" (unstable: {', '.join(ratio.unstable)} did not settle within the stability limit; "
+                    "treat this ratio with care)") if ratio.unstable else ""
+        lines.append(f"{ratio.candidate} vs {ratio.baseline}, {ratio.mode} {ratio.level:g}: "
+                     f"throughput x{ratio.throughput_ratio:.2f}, p99 latency x{ratio.p99_ratio:.2f}{unstable}")
+    return lines
