@@ -89,3 +89,75 @@ def test_ctrl_c_during_the_load_test_still_writes_the_report(tiny_spec: Path) ->
     report = json.loads((tiny_spec.parent / "build" / "report" / "report.json").read_text())
     assert report["comparison"]["comparisons"][0]["samples"] == 64
     assert report["bench"] and report["complete"] is False
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (from /proc: Linux)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_a_dead_server_during_the_load_test_still_writes_the_report(tiny_spec: Path) -> None:
+    """The server killed mid-bench: exit 4 (not the input's fault) and the partial report is written."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    slow_bench = ("benchmark: {concurrency: [1, 2, 4, 8, 16, 32], batch_size: 4, warmup_s: 0.2, window_s: 1.0, "
+                  "max_windows: 3, stability_pct: 100}\n")
+    text = tiny_spec.read_text().replace("models:\n", slow_bench + "models:\n")
+    tiny_spec.write_text(text.replace(
+        "      data: {kind: arrays, path: data.npz, labels: labels}\n",
+        "      data: {kind: arrays, path: data.npz, labels: labels}\n"
+        "      tolerances: {max_top1_drop: 100, min_top1_agreement: 0.0}\n"))
+    proc = subprocess.Popen([sys.executable, "-m", "generator", "run", str(tiny_spec)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if "== 7/7 load test" in line:
+            break
+    time.sleep(4.0)
+    for child in _children(proc.pid):  # the bundled tritonserver
+        os.kill(child, signal.SIGKILL)
+    _, rest = proc.communicate(timeout=180)
+    err = "".join(lines) + rest
+    assert proc.returncode == 4, err
+    assert "trgen: failed: load test cut short:" in err and "partial report with the comparison" in err
+    report = json.loads((tiny_spec.parent / "build" / "report" / "report.json").read_text())
+    assert report["comparison"]["comparisons"][0]["samples"] == 64 and report["complete"] is False
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_ctrl_c_during_bench_writes_the_partial_report(tiny_spec: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "generator", "bench", str(tiny_spec), "--concurrency", "1,2,4,8,16,32", "--warmup", "0.2",
+         "--window", "1", "--max-windows", "3", "--stability", "100", "--out", str(tiny_spec.parent / "b")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    time.sleep(25.0)  # calibrate, render, start the server, a few levels
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the whole sweep finished before the interrupt on this machine")
+    assert proc.returncode == 4, out + err
+    assert "load test cut short: interrupted (Ctrl-C); partial report" in err
+    report = json.loads((tiny_spec.parent / "b" / "report.json").read_text())
+    assert report["bench"] and report["complete"] is False
