@@ -12,9 +12,9 @@ lower own MSE.
 Cheap by construction: one onnxruntime session holds a QuantizeLinear -> DequantizeLinear -> Where
 gate on every disputed tensor, with scale and gate as graph inputs, so each (tensor, candidate)
 trial is one run of one `SLICE`-sample batch (no session rebuilt); candidates within `DISAGREE` of
-each other are merged, and at most `MAX_TRIALS` trials run (the most disputed tensors first; the
-rest keep the MSE choice). On a 512-sample calibration that is at most 64 x 32 / 512 = 4 FP32
-passes, and usually far fewer.
+each other are merged, and trials x SLICE stays within the number of calibration samples (at least
+`MIN_TRIALS`, at most `MAX_TRIALS` trials; the most disputed tensors first, the rest keep the
+lowest own error): at most about one more FP32 pass over the calibration data.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ DISAGREE = 1.25  # candidates whose amax differ by less than this factor are the
 TIE_DB = 0.5  # SQNR differences below this on a small slice are noise: the lower own MSE wins
 SLICE = 32
 MAX_TRIALS = 64
+MIN_TRIALS = 8
 MAX_ERROR_RATIO = 1e3  # candidates with own MSE this much above the best are not worth a trial
 
 
@@ -67,7 +68,9 @@ def refine_on_holdout(
     """`refine` on the `SLICE` samples that follow the calibration samples (or, when the data has
     no more, the last `SLICE` calibration samples, said so in each reason)."""
     batch, held_out = held_out_batch(calibration, signature)
-    return refine(model, results, histograms, batch, held_out=held_out)
+    size = len(next(iter(batch.values())))
+    trials = max(MIN_TRIALS, min(MAX_TRIALS, calibration.samples // max(size, 1)))  # <= about one more pass over the data
+    return refine(model, results, histograms, batch, held_out=held_out, max_trials=trials)
 
 
 def held_out_batch(calibration: "Calibration", signature: "Signature") -> tuple[dict[str, np.ndarray], bool]:
@@ -99,11 +102,12 @@ def refine(
     batch: Mapping[str, np.ndarray],
     *,
     held_out: bool,
+    max_trials: int = MAX_TRIALS,
 ) -> dict[str, AmaxResult]:
     """`results` with each disputed tensor's winner chosen by output SQNR on `batch`."""
     out = dict(results)
-    errors = {t: _errors(histograms[t], r) for t, r in results.items() if r.candidates}
-    disputed = _disputed(model, results, errors)
+    errors = {t: r.candidate_mse or _errors(histograms[t], r) for t, r in results.items() if r.candidates}
+    disputed = _disputed(model, results, errors, max_trials=max_trials)
     if not disputed:
         return out
     import onnxruntime as ort
@@ -111,7 +115,8 @@ def refine(
     gated = _gated_model(model, [t for t, _ in disputed])
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # fake-quant numerics, no fusions
+    # basic level: constant folding and Conv+BN fusion, no QDQ fusions (those are "extended"): fake-quant numerics
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     sess = ort.InferenceSession(gated.SerializeToString(), options, providers=["CPUExecutionProvider"])
     inputs = {i.name for i in model.graph.input}
     feed_base = {k: v for k, v in batch.items() if k in inputs}
@@ -145,7 +150,7 @@ def _errors(hist: Histogram, result: AmaxResult) -> dict[str, float]:
 
 
 def _disputed(
-    model: "onnx.ModelProto", results: Mapping[str, AmaxResult], errors: Mapping[str, Mapping[str, float]]
+    model: "onnx.ModelProto", results: Mapping[str, AmaxResult], errors: Mapping[str, Mapping[str, float]], *, max_trials: int
 ) -> list[tuple[str, dict[str, float]]]:
     """(tensor, candidates) pairs to try, most disputed (widest amax spread) first, within MAX_TRIALS."""
     outputs_only = {o.name for o in model.graph.output}
@@ -161,7 +166,7 @@ def _disputed(
     rows.sort(key=lambda r: -r[0])
     chosen, trials = [], 0
     for _, tensor, kept in rows:
-        if trials + len(kept) > MAX_TRIALS:
+        if trials + len(kept) > max_trials:
             continue
         chosen.append((tensor, kept))
         trials += len(kept)

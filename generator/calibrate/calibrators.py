@@ -73,6 +73,7 @@ class AmaxResult:
     guarded: bool = False
     rejected_amax: float | None = None
     candidates: dict[str, float] | None = None  # auto: candidate -> amax
+    candidate_mse: dict[str, float] | None = None  # auto: candidate -> own expected quantisation MSE
     reason: str | None = None  # auto: why this candidate won
 
 
@@ -131,6 +132,7 @@ def auto(hist: Histogram, settings: AmaxSettings) -> AmaxResult:
     errors = methods.quantization_mse(hist.counts, hist.width, np.array(list(candidates.values())))
     best = list(candidates)[int(np.argmin(errors))]
     return _result(hist, candidates[best], f"auto:{best}", candidates=candidates,
+                   candidate_mse=dict(zip(candidates, map(float, errors))),
                    reason=f"lowest own quantisation MSE ({float(errors.min()):.3g})")
 
 
