@@ -13,6 +13,7 @@ data/evaluation.npz (the spec's preprocessing) and reports per form:
   agree       top-1 agreement with FP32 (detector: F1 of INT8 detections against FP32's)
   cos         mean per-sample cosine similarity of all outputs (concatenated) with FP32
   calib_s     wall time of the calibrate stage
+  q/f         tensors quantized / kept in float by the quantize stage
   b1 / b32    raw onnxruntime latency ratio INT8 / FP32 (2 intra-op threads, batch 1 and 32,
               median over rounds of alternating FP32 / INT8 timing; < 1 means INT8 is faster)
 
@@ -24,6 +25,8 @@ benchmarks/results/zoo.json.
     .venv/bin/python benchmarks/zoo.py [--models a,b] [--methods x,y] [--quick] [--json PATH]
 
 --quick: at most 256 evaluation samples, 128 calibration samples, fewer latency rounds.
+--budget: keep trgen's accuracy-budget fallback (calibration.target_drop, default the evaluation
+tolerance) on; by default the script sets target_drop to 100 points so every row is the method alone.
 """
 
 from __future__ import annotations
@@ -175,6 +178,12 @@ def trgen_stages() -> tuple[Any, Any, Any, Any]:
     return load_spec, calibrate, quantize_variant, build_variant
 
 
+def _calibration_fields() -> set[str]:
+    from generator.spec import Spec
+
+    return set(Spec.model_json_schema()["$defs"]["Calibration"]["properties"])
+
+
 def schema_methods() -> list[str]:
     from generator.spec import Spec
 
@@ -182,8 +191,12 @@ def schema_methods() -> list[str]:
     return [m for m in METHODS if f'"{m}"' in schema]
 
 
-def method_spec(folder: Path, spec: dict[str, Any], method: str, work: Path, quick: bool) -> Path:
-    """A copy of the model's spec with one int8 variant using `method`; paths made absolute."""
+def method_spec(folder: Path, spec: dict[str, Any], method: str, work: Path, quick: bool, budget: bool = False) -> Path:
+    """A copy of the model's spec with one int8 variant using `method`; paths made absolute.
+
+    Without `budget`, calibration.target_drop is set to 100 points where the schema has it, so
+    trgen's accuracy-budget fallback never keeps a tensor in float: the row measures the
+    calibration method alone. With `budget`, the spec's own budget applies."""
     model = dict(spec["models"][0])
     model["onnx"] = str((folder / model["onnx"]).resolve())
     model.pop("labels", None)
@@ -196,6 +209,8 @@ def method_spec(folder: Path, spec: dict[str, Any], method: str, work: Path, qui
     calibration.pop("cache", None)
     if quick:
         calibration["samples"] = min(128, calibration.get("samples", 512))
+    if not budget and "target_drop" in _calibration_fields():
+        calibration["target_drop"] = 100.0
     model["variants"] = [{"precision": "int8", "target": "python-onnxruntime", "calibration": calibration}]
     out = {"version": 1, "workdir": str(work / "build"), "repository": str(work / "repo"), "models": [model]}
     path = work / "spec.yaml"
@@ -203,7 +218,7 @@ def method_spec(folder: Path, spec: dict[str, Any], method: str, work: Path, qui
     return path
 
 
-def bench_model(name: str, methods: list[str], quick: bool, tmp: Path) -> dict[str, Any]:
+def bench_model(name: str, methods: list[str], quick: bool, tmp: Path, budget: bool = False) -> dict[str, Any]:
     folder, metric_name = MODELS[name]
     metric = zoo_metrics.METRICS[metric_name]
     spec = load_spec_dict(folder)
@@ -225,11 +240,14 @@ def bench_model(name: str, methods: list[str], quick: bool, tmp: Path) -> dict[s
         row: dict[str, Any] = {}
         entry["methods"][method] = row
         try:
-            rv = load_spec(method_spec(folder, spec, method, work, quick)).resolved()[0]
+            rv = load_spec(method_spec(folder, spec, method, work, quick, budget)).resolved()[0]
             t0 = time.perf_counter()
             calibration = calibrate(rv, progress=False)
             row["calib_s"] = time.perf_counter() - t0
             quantized = quantize_variant(rv, calibration, progress=False)
+            row["quantize_s"] = time.perf_counter() - t0 - row["calib_s"]
+            row["tensors_int8"] = len(getattr(quantized, "quantized", ()))
+            row["tensors_kept_float"] = len(getattr(quantized, "kept_float", ()))
             artifact = build_variant(rv, quantized)
             forms = {"qdq": (Path(quantized.path), True), "qdq-noopt": (Path(quantized.path), False),
                      "ort": (Path(artifact.model_file), True)}
@@ -267,7 +285,7 @@ def _short(result: dict[str, Any]) -> str:
 
 
 def print_table(results: dict[str, Any]) -> None:
-    head = f"{'model':<16} {'method':<10} {'form':<10} {'fp32':>7} {'int8':>7} {'drop':>7} {'agree':>7} {'cos':>8} {'calib_s':>7} {'b1':>5} {'b32':>5}"
+    head = f"{'model':<16} {'method':<10} {'form':<10} {'fp32':>7} {'int8':>7} {'drop':>7} {'agree':>7} {'cos':>8} {'calib_s':>7} {'q/f':>7} {'b1':>5} {'b32':>5}"
     print(head)
     print("-" * len(head))
     for name, entry in results.items():
@@ -279,10 +297,11 @@ def print_table(results: dict[str, Any]) -> None:
                 if "error" in r:
                     print(f"{name:<16} {method:<10} {form:<10} {entry['fp32_metric']:7.4f}  error: {r['error'][:90]}")
                     continue
+                qf = f"{row.get('tensors_int8', '?')}/{row.get('tensors_kept_float', '?')}"
                 b1 = f"{r['latency_b1']['ratio']:5.2f}" if "latency_b1" in r else "    -"
                 b32 = f"{r['latency_b32']['ratio']:5.2f}" if "latency_b32" in r else "    -"
                 print(f"{name:<16} {method:<10} {form:<10} {entry['fp32_metric']:7.4f} {r['int8_metric']:7.4f} "
-                      f"{r['drop_points']:7.2f} {r['agreement']:7.4f} {r['cosine']:8.5f} {row['calib_s']:7.1f} {b1} {b32}")
+                      f"{r['drop_points']:7.2f} {r['agreement']:7.4f} {r['cosine']:8.5f} {row['calib_s']:7.1f} {qf:>7} {b1} {b32}")
 
 
 def machine() -> dict[str, Any]:
@@ -310,6 +329,8 @@ def main() -> int:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--methods", default=None, help="default: every method the spec schema accepts")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--budget", action="store_true",
+                        help="let trgen's accuracy budget keep tensors in float (default: off, the method alone)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "zoo.json")
     args = parser.parse_args()
     models = [m for m in args.models.split(",") if m]
@@ -326,11 +347,11 @@ def main() -> int:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="trgen-zoo-") as tmp:
         for name in models:
-            results[name] = bench_model(name, methods, args.quick, Path(tmp))
+            results[name] = bench_model(name, methods, args.quick, Path(tmp), args.budget)
     print()
     print_table(results)
     payload = {
-        "machine": machine(), "quick": args.quick, "methods": methods, "methods_skipped": skipped,
+        "machine": machine(), "quick": args.quick, "budget": args.budget, "methods": methods, "methods_skipped": skipped,
         "wall_s": time.perf_counter() - start,
         "columns": {"drop_points": "FP32 - INT8 metric x100", "agreement": "top-1 agreement with FP32 (detector: F1 vs FP32 detections)",
                     "cosine": "mean per-sample cosine of all outputs vs FP32", "latency_bN.ratio": "INT8 / FP32 time, 2 threads, batch N"},
