@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(f"{__name__}.{module_name}")
             module.register(sub)
-        except Exception as exc:  # reported, never silently dropped: the other commands still work
+        except Exception as exc:  # noqa: BLE001 - reported, never silently dropped: the other commands still work
             print(f"trgen: warning: the {module_name} commands are unavailable: {exc.__class__.__name__}: {exc} "
                   "(a bug or a broken install; please report it)", file=sys.stderr)
     return parser

@@ -1,7 +1,8 @@
 """Front-door checks of the data a spec names: shapes and dtypes against the model, labels, NaN/Inf.
 
 The data is read exactly as calibration and evaluation will read it (`load_batches`, preprocessing
-applied), so a problem is named as the data's, before any stage starts. `callable` sources are not
+applied, every batch checked for shapes, dtypes and NaN/Inf), so a problem is named as the data's,
+before any stage starts. `callable` sources are not
 run here: their code runs once, in the stage that needs it.
 """
 
@@ -21,25 +22,15 @@ def check_data(source: Any, signature: Signature, *, classes: int | None, sample
     """Problems of one data block, and how many samples it holds (up to `samples`; None when not read)."""
     if source.kind == "callable":
         return [], None
-    import numpy as np
-
-    from ..data.batches import load_batches
+    from ..data.batches import (
+        load_batches,  # checks shapes, dtypes and NaN/Inf of every batch
+    )
 
     findings: list[Finding] = []
     seen = 0
-    bad_inputs: set[str] = set()
     label_problem = False
     try:
         for batch in load_batches(source, signature, batch_size=256, limit=samples):
-            for name, array in batch.inputs.items():
-                if name in bad_inputs or array.dtype.kind not in "fc":
-                    continue
-                finite = np.isfinite(array).reshape(len(array), -1).all(axis=1)
-                if not finite.all():
-                    bad_inputs.add(name)
-                    first = seen + int(np.argmin(finite))
-                    findings.append((f"input {name!r} of the data holds NaN or Inf (first at sample {first}): the "
-                                     "data is broken, not the model; fix or drop those samples", "path"))
             if batch.labels is not None and not label_problem:
                 label_problem = _check_labels(batch.labels, classes, seen, findings)
             seen += len(batch)
@@ -60,7 +51,8 @@ def _check_labels(labels: Any, classes: int | None, offset: int, findings: list[
     if np.any(outside):
         first = int(np.argmax(outside))
         limit = f"0..{classes - 1}" if classes is not None else ">= 0"
-        findings.append((f"label {int(labels[first])} at sample {offset + first} is outside the model's classes "
-                         f"({limit}): accuracy would be 0 %; fix the labels or the model", "labels"))
+        message = (f"label {int(labels[first])} at sample {offset + first} is outside the model's classes ({limit}): "
+                   "accuracy would be 0 %; fix the labels or the model")
+        findings.append((message, "labels"))
         return True
     return False

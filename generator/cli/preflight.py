@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import GeneratorError, ProblemList, SpecError
 
@@ -134,8 +134,12 @@ def _check_model(spec: Spec, m: int, model: ModelSpec, found: Findings, *, comma
     except GeneratorError:
         return  # already reported by the spec's own checks at the `onnx` line
     plans: dict[str, Any] = {}
+
+    def dry(rv: ResolvedVariant) -> Callable[[], None]:
+        return lambda: plans.update(_dry_files(rv, signature))
+
     for rv in (rv for rv in spec.resolved() if rv.model is model):
-        _collect_at(found, loc, lambda rv=rv: plans.update(_dry_files(rv, signature)), model)
+        _collect_at(found, loc, dry(rv), model)
         if rv.precision == "int8" and model.evaluation is None:
             message = (f"variant {rv.name} is int8 but the model has no 'evaluation' block: `trgen run` compares "
                        "INT8 with FP32 on it; add one (data with labels, tolerances)")
@@ -158,7 +162,7 @@ def _check_model(spec: Spec, m: int, model: ModelSpec, found: Findings, *, comma
                        f"all {available} will be used")
 
 
-def _collect_at(found: Findings, loc: Loc, check: Callable[[], None], model: "ModelSpec | None" = None) -> None:
+def _collect_at(found: Findings, loc: Loc, check: Callable[[], None], model: ModelSpec | None = None) -> None:
     try:
         check()
     except ProblemList as many:
@@ -172,7 +176,7 @@ def _collect_at(found: Findings, loc: Loc, check: Callable[[], None], model: "Mo
 _RENDER_WHERE = re.compile(r"^(?:models\[[^\]]+\]\.(?P<field>[^ ]+))?(?: ?\(?variant (?P<variant>[^)]+)\)?)?$")
 
 
-def _spec_loc(where: str | None, loc: Loc, model: "ModelSpec") -> Loc | None:
+def _spec_loc(where: str | None, loc: Loc, model: ModelSpec) -> Loc | None:
     """`models[tiny].outputs[logits].dims (variant tiny_fp32)` -> ("models", m, "outputs", 0, "dims")."""
     if model.labels is not None and where == str(model.labels):
         return (*loc, "labels")
@@ -194,7 +198,7 @@ def _spec_loc(where: str | None, loc: Loc, model: "ModelSpec") -> Loc | None:
     return (*loc, "variants", names.index(match["variant"])) if match["variant"] in names else None
 
 
-def _dry_files(rv: "ResolvedVariant", signature: "Signature") -> dict[str, Any]:
+def _dry_files(rv: ResolvedVariant, signature: Signature) -> dict[str, Any]:
     """The renderer's own files of `rv`, on the source model (the built model has the same inputs and outputs).
 
     TensorRT plans do not exist before the build: their configs are rendered, not loaded.
@@ -203,7 +207,7 @@ def _dry_files(rv: "ResolvedVariant", signature: "Signature") -> dict[str, Any]:
     from ..render.context import ARTIFACT_KIND, PLAN_FILE
     from ..render.writer import model_files
 
-    kind = ARTIFACT_KIND[rv.target]
+    kind: Literal["onnx", "plan"] = "onnx" if ARTIFACT_KIND[rv.target] == "onnx" else "plan"
     source = rv.model.onnx if kind == "onnx" else Path(PLAN_FILE)
     files = model_files(rv, Artifact(variant=rv.name, kind=kind, model_file=source, signature=signature))
     return {rv.name: files} if kind == "onnx" else {}

@@ -19,8 +19,8 @@ from .common import (
 def register(sub: argparse._SubParsersAction) -> None:
     serve = add_command(sub, "serve", help="run the bundled Triton server on a model repository until Ctrl-C",
                         description="Serve REPOSITORY with the bundled tritonserver on 127.0.0.1 until Ctrl-C.",
-                        examples=("trgen serve model_repository", "trgen serve model_repository --models mnist_int8 "
-                                  "--grpc-port 8001"))
+                        examples=("trgen serve model_repository",
+                                  "trgen serve model_repository --models mnist_int8 --grpc-port 8001"))
     serve.add_argument("repository", type=Path, help="the model repository folder")
     serve.add_argument("--models", help="comma-separated model names to load (default: all)")
     serve.add_argument("--http-port", type=int, default=0, help="HTTP port (default 0: a free one)")

@@ -104,7 +104,7 @@ def _bounded_events(text: str, path: Path) -> None:
                 if depth > MAX_DEPTH:
                     raise SpecError(f"nested more than {MAX_DEPTH} levels deep: a spec is a few levels of "
                                     "mappings and lists (limits: see the README)", file=path,
-                                    line=event.start_mark.line + 1)
+                                    line=event.start_mark.line + 1 if event.start_mark else None)
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
     finally:
