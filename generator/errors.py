@@ -56,7 +56,7 @@ class ProblemList(GeneratorError):
     Its own message is the first problem plus a count, for callers that only show one line.
     """
 
-    def __init__(self, problems: "list[GeneratorError]") -> None:
+    def __init__(self, problems: list[GeneratorError]) -> None:
         self.problems = tuple({str(p): p for p in problems}.values())  # the same problem once
         first = self.problems[0]
         more = len(self.problems) - 1
