@@ -18,25 +18,36 @@ if TYPE_CHECKING:
 Finding = tuple[str, str | None]  # message, sub-field of the data block (or None)
 
 
+SCAN_LIMIT = 4096
+"""The front door reads at most this many samples of a data block (the rest is checked as it streams)."""
+
+
 def check_data(source: Any, signature: Signature, *, classes: int | None, samples: int | None) -> tuple[list[Finding], int | None]:
-    """Problems of one data block, and how many samples it holds (up to `samples`; None when not read)."""
+    """Problems of one data block, and how many samples were read (None when not read).
+
+    Arrays are read (up to `SCAN_LIMIT` samples: memory-mapped, cheap); of an image folder the first
+    8 images are decoded and the class subfolders counted (decoding all would make every command
+    slow); callables are not run.
+    """
     if source.kind == "callable":
         return [], None
-    from ..data.batches import (
-        load_batches,  # checks shapes, dtypes and NaN/Inf of every batch
-    )
+    from ..data.batches import load_batches  # checks shapes, dtypes and NaN/Inf of every batch
 
     findings: list[Finding] = []
     seen = 0
     label_problem = False
+    images = source.kind == "images"
+    limit = 8 if images else min(samples, SCAN_LIMIT) if samples is not None else SCAN_LIMIT
     try:
-        for batch in load_batches(source, signature, batch_size=256, limit=samples):
-            if batch.labels is not None and not label_problem:
+        for batch in load_batches(source, signature, batch_size=8 if images else 256, limit=limit):
+            if batch.labels is not None and not label_problem and not images:
                 label_problem = _check_labels(batch.labels, classes, seen, findings)
             seen += len(batch)
     except GeneratorError as exc:
         findings.append((exc.message, None))
         return findings, None
+    if images:
+        findings += _check_image_classes(source, classes)
     return findings, seen
 
 
@@ -56,3 +67,14 @@ def _check_labels(labels: Any, classes: int | None, offset: int, findings: list[
         findings.append((message, "labels"))
         return True
     return False
+
+
+def _check_image_classes(source: Any, classes: int | None) -> list[Finding]:
+    """With `labels: subfolders` each subfolder is a class: more subfolders than the model's classes is an error."""
+    if source.labels != "subfolders" or classes is None or not source.path.is_dir():
+        return []
+    folders = sorted(p.name for p in source.path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(folders) > classes:
+        return [(f"{len(folders)} class subfolders but the model has {classes} classes: labels {classes} and above "
+                 "would never be right; fix the folders or the model", "labels")]
+    return []

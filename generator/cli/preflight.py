@@ -153,10 +153,10 @@ def _check_model(spec: Spec, m: int, model: ModelSpec, found: Findings, *, comma
     from .data_checks import check_data
 
     for data_loc, source, samples in _model_sources(model, m):
-        findings, seen = check_data(source, signature, classes=classes, samples=samples)
+        findings, _ = check_data(source, signature, classes=classes, samples=samples)
         for message, where in findings:
             found.fail(data_loc + (where,) if where else data_loc, message)
-        available = available_samples(source) if seen is None or source.kind != "arrays" else seen
+        available = available_samples(source)  # from the file headers (None: not known before reading)
         if samples is not None and available is not None and available < samples:
             found.note(data_loc[:-1] + ("samples",), f"asks for {samples} samples but the data holds {available}: "
                        f"all {available} will be used")

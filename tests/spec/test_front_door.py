@@ -128,3 +128,17 @@ def test_more_samples_than_the_data_holds_is_said_once(tiny_spec: Path, capsys: 
     assert main(["calibrate", str(tiny_spec)]) == 0
     err = capsys.readouterr().err
     assert err.count("calibration.samples: asks for 512 samples but the data holds 64: all 64 will be used") == 1, err
+
+
+def test_image_folders_with_more_classes_than_the_model(tiny_spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    for c in range(5):  # the tiny model tells 4 classes apart
+        folder = tiny_spec.parent / "images" / f"class{c}"
+        folder.mkdir(parents=True)
+        Image.fromarray(np.full((8, 8), 40 * c, np.uint8)).save(folder / "a.png")
+    _edit(tiny_spec, EVAL, "      data: {kind: images, path: images, labels: subfolders, "
+                           "preprocessing: {color: GRAY, scale: 0.0039215686}}\n")
+    errors = _errors(tiny_spec, capsys)
+    assert any(":12: models[0].evaluation.data.labels: 5 class subfolders but the model has 4 classes" in e
+               for e in errors), errors
