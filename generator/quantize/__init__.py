@@ -97,10 +97,9 @@ def quantize_variant(rv: "ResolvedVariant", calibration: "CalibrationResult", *,
         stored = _stored_decision(rv, calibration)
         keep = stored if stored is not None else sensitivity_variant(rv, calibration, progress=progress).keep_float
     else:  # the accuracy budget, closed loop on held-out data (budget.py); no tolerance, no loop
-        from .budget_stage import run_budget
+        from .budget_stage import budget_keep
 
-        budget = run_budget(rv, model, dict(calibration.amax), list(keep), progress=progress)
-        keep = budget.keep_float if budget is not None else keep
+        keep = budget_keep(rv, model, dict(calibration.amax), list(keep), progress=progress)
     qdq = quantize_model(model, calibration.amax, keep_float=keep)
     out_model = qdq.model
     if rv.target == "tensorrt" and qdq.float_nodes:  # strongly typed: kept layers run FP16 only if the graph says so

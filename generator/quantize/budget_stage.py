@@ -63,8 +63,55 @@ def held_out_set(rv: "ResolvedVariant") -> tuple["EvalSet", str]:
     return EvalSet(arrays, np.concatenate(labels) if labels else None, settings.batch_size), where
 
 
+BUDGET_REVISION = 1  # bump when the loop's rules change, so stored decisions are redone
+
+
+def budget_keep(rv: "ResolvedVariant", model: "onnx.ModelProto", amax: dict[str, float], keep: list[str], *,
+                progress: bool = True) -> list[str]:
+    """What to keep out of INT8 for the variant's budget: the stored decision when nothing changed, else the loop's."""
+    if budget_target(rv) is None:
+        return keep
+    fp = _fingerprint(rv, amax, keep)
+    stored = _stored(rv, fp)
+    if stored is not None:
+        log.info("%s: accuracy budget is up to date (%s): %d tensor(s) kept", rv.name, rv.workdir / "budget", len(stored))
+        return stored
+    result = run_budget(rv, model, amax, keep, progress=progress, fingerprint=fp)
+    return list(result.keep_float) if result is not None else keep
+
+
+def _fingerprint(rv: "ResolvedVariant", amax: dict[str, float], keep: list[str]) -> dict[str, str]:
+    """Content hashes of what decides the budget (model, calibration data, amax, settings)."""
+    from ..calibrate.manifest import fingerprint
+
+    settings = rv.variant.calibration
+    assert settings is not None
+    evaluation = rv.model.evaluation
+    decided_by = {
+        "amax": sorted(amax.items()), "keep_float": keep, "target": budget_target(rv), "target_kind": rv.target,
+        "metric": evaluation.metric if evaluation is not None else "top1", "samples": settings.samples,
+        "passes": settings.budget_passes, "seconds": settings.budget_seconds, "revision": BUDGET_REVISION,
+        "preprocessing": settings.data.model_dump(mode="json", exclude={"path"}),
+    }
+    fp = fingerprint(rv.model.onnx, settings.data, decided_by)
+    return {"tool": fp.tool_version, "model": fp.model_sha256, "data": fp.data_sha256, "settings": fp.settings_sha256}
+
+
+def _stored(rv: "ResolvedVariant", fp: dict[str, str]) -> list[str] | None:
+    import json
+
+    try:
+        stored = json.loads((rv.workdir / "budget" / "budget.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    keep = stored.get("keep_float") if isinstance(stored, dict) else None
+    if stored.get("fingerprint") != fp or not isinstance(keep, list):
+        return None
+    return [str(t) for t in keep]
+
+
 def run_budget(rv: "ResolvedVariant", model: "onnx.ModelProto", amax: dict[str, float], keep: list[str], *,
-               progress: bool = True) -> Budget | None:
+               progress: bool = True, fingerprint: dict[str, str] | None = None) -> Budget | None:
     """Meet the variant's budget (None when it has none) and write its report."""
     from .evaluate import Evaluator
 
@@ -79,7 +126,7 @@ def run_budget(rv: "ResolvedVariant", model: "onnx.ModelProto", amax: dict[str, 
     limits = Limits(max_passes=settings.budget_passes, max_seconds=settings.budget_seconds)
     result = meet_budget(evaluator, target, keep_float=keep, data=where, limits=limits, precision=precision, progress=progress)
     sizes = {"int8": _size(evaluator.build(keep)), "with_fallback": _size(evaluator.build(result.keep_float))}
-    write_report(rv, result, sizes)
+    write_report(rv, result, sizes, fingerprint or {})
     if not result.met:
         log.warning("%s: accuracy budget %.2f not met on the held-out split (stopped: %s)", rv.name, target, result.stopped)
     return result
@@ -100,9 +147,9 @@ def budget_json(result: Budget, sizes: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def write_report(rv: "ResolvedVariant", result: Budget, sizes: dict[str, int]) -> None:
+def write_report(rv: "ResolvedVariant", result: Budget, sizes: dict[str, int], fingerprint: dict[str, str]) -> None:
     folder = rv.workdir / "budget"
-    atomic_write_json(folder / "budget.json", budget_json(result, sizes))
+    atomic_write_json(folder / "budget.json", {**budget_json(result, sizes), "fingerprint": fingerprint})
     final = result.trials[-1] if not result.met else min(
         (t for t in result.trials if t.drop <= result.target_drop + 1e-9), key=lambda t: t.fallbacks)
     lines = [

@@ -123,3 +123,44 @@ def test_compare_forms_points_at_the_tensor_where_the_forms_part(zoo_model: onnx
     rows = compare_forms(zoo_model, qdq, broken, batch)
     assert rows[0].gap > 10.0 and rows[0].sqnr_ort < rows[0].sqnr_qdq
     assert "quantized in" in format_gaps(rows)
+
+
+def test_quantize_variant_meets_the_spec_budget_and_reuses_the_decision(tmp_path, zoo_model: onnx.ModelProto, zoo_inputs) -> None:  # type: ignore[no-untyped-def]
+    """End to end through the spec: a tolerance the all-INT8 model misses is met on the calibration data."""
+    import json
+
+    from generator.calibrate import CalibrationResult
+    from generator.quantize import quantize_variant
+    from generator.spec.data import ArraysSource
+    from generator.spec.model import ModelSpec, ResolvedVariant, Variant
+    from generator.spec.stages import Benchmark, Calibration, Evaluation, Tolerances
+    from generator.spec.triton import TritonSettings
+
+    onnx.save(zoo_model, str(tmp_path / "zoo.onnx"))
+    x = np.random.default_rng(3).normal(0, 1, (256, 3, 8, 8)).astype(np.float32)
+    np.savez(tmp_path / "cal.npz", x=x)
+    np.savez(tmp_path / "eval.npz", x=x[::-1].copy(), labels=np.zeros(256, np.int64))
+    source = ArraysSource(kind="arrays", path=tmp_path / "cal.npz", inputs={"x": "x"})
+    calibration = Calibration(method="entropy", data=source, samples=256, batch_size=64)  # type: ignore[arg-type]
+    evaluation = Evaluation(data=ArraysSource(kind="arrays", path=tmp_path / "eval.npz", inputs={"x": "x"}, labels="labels"),
+                            tolerances=Tolerances(max_top1_drop=2.0))
+    variant = Variant(precision="int8", target="tensorrt", calibration=calibration)
+    model = ModelSpec(name="zoo", onnx=tmp_path / "zoo.onnx", max_batch_size=64, evaluation=evaluation,
+                      variants=[variant])
+    rv = ResolvedVariant(model=model, variant=variant, name="zoo_trt_int8", triton=TritonSettings(), benchmark=Benchmark(),
+                         workdir=tmp_path / "work")
+    amax = minmax_amax(zoo_model, activation_tensors(zoo_model), zoo_inputs)
+    for t in BROKEN:
+        amax[t] /= 40
+    cal = CalibrationResult(variant=rv.name, method="entropy", amax=amax, cache_path=tmp_path / "c.cache",
+                            manifest_path=tmp_path / "m.json", report_dir=tmp_path, skipped=False)
+    result = quantize_variant(rv, cal, progress=False)
+    report = json.loads((rv.workdir / "budget" / "budget.json").read_text())
+    assert report["met"] and sorted(report["keep_float"]) == sorted(BROKEN)
+    assert "not the evaluation data" in report["measured_on"] and report["fallback_precision"] == "fp16"
+    assert sorted(result.kept_float) == sorted(BROKEN)
+    written = onnx.load(str(result.path))
+    assert any(n.op_type == "Cast" for n in written.graph.node)  # TensorRT target: kept layers are FP16 in the graph
+    stamp = (rv.workdir / "budget" / "budget.json").stat().st_mtime_ns
+    assert sorted(quantize_variant(rv, cal, progress=False).kept_float) == sorted(BROKEN)
+    assert (rv.workdir / "budget" / "budget.json").stat().st_mtime_ns == stamp  # the stored decision was reused
