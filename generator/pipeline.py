@@ -161,7 +161,9 @@ def run(
 
     With `url`, the comparison and load run against that (external) server, which must serve the
     rendered repository; otherwise the bundled tritonserver serves it on 127.0.0.1. If the server
-    dies during the load test, the report is still written with the windows measured so far.
+    dies during the load test or the user presses Ctrl-C, the report is still written with the
+    comparison and the levels measured so far, and `RuntimeFailure` (exit 4) says where it is.
+    `only` (variant names, from --model / --variant) limits what is compared and load-tested.
     """
     from .measure.bench import bench_variants
     from .measure.compare import EMBEDDED_TARGETS, comparison_pairs, compare_spec
