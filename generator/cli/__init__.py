@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -64,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in problem_lines(exc):
             print(f"trgen: error: {line}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:  # `trgen schema | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         print("trgen: interrupted (Ctrl-C); finished outputs are kept, nothing is half-written", file=sys.stderr)
         return EXIT_RUNTIME_ERROR
