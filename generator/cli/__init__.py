@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import (
     EXIT_INTERNAL_ERROR,
+    EXIT_OK,
     EXIT_RUNTIME_ERROR,
     EXIT_USER_ERROR,
     GeneratorError,
