@@ -80,7 +80,9 @@ def held_out_batch(calibration: "Calibration", signature: "Signature") -> tuple[
     firsts = {t.shape[0] if t.shape else -1 for t in signature.inputs}
     fixed = firsts.pop() if len(firsts) == 1 and min(firsts) > 0 else None
     size = fixed or SLICE
-    seen, tail, held = 0, [], []
+    seen = 0
+    tail: list[dict[str, np.ndarray]] = []
+    held: list[dict[str, np.ndarray]] = []
     for batch in load_batches(calibration.data, signature, batch_size=size, limit=calibration.samples + size):
         usable = len(batch) == size or fixed is None  # a fixed-batch model takes only whole batches
         if seen >= calibration.samples and usable:

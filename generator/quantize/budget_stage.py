@@ -156,11 +156,12 @@ def write_report(rv: "ResolvedVariant", result: Budget, sizes: dict[str, int], f
         f"# Accuracy budget of {rv.name}",
         "",
         f"Budget: drop of at most {result.target_drop:g} points of {result.metric}, measured on the {result.data}.",
-        f"FP32 {result.fp32.metric:.2f}; all INT8 {result.int8.metric:.2f}; "
-        f"{'met' if result.met else 'NOT met'} with {final.fallbacks} tensor(s) in {result.precision}: {final.score.metric:.2f} "
-        f"(drop {final.drop:.2f}). {result.passes} passes, {result.seconds:.1f} s, stopped: {result.stopped}.",
-        f"Cost: model {sizes['int8']} bytes all INT8, {sizes['with_fallback']} bytes with the fallback "
-        f"({sizes['with_fallback'] - sizes['int8']:+d}); speed: see `trgen bench` on the served model.",
+        (f"FP32 {result.fp32.metric:.2f}; all INT8 {result.int8.metric:.2f}; "
+         f"{'met' if result.met else 'NOT met'} with {final.fallbacks} tensor(s) in {result.precision}: "
+         f"{final.score.metric:.2f} (drop {final.drop:.2f}). {result.passes} passes, {result.seconds:.1f} s, "
+         f"stopped: {result.stopped}."),
+        (f"Cost: model {sizes['int8']} bytes all INT8, {sizes['with_fallback']} bytes with the fallback "
+         f"({sizes['with_fallback'] - sizes['int8']:+d}); speed: see `trgen bench` on the served model."),
         "",
         "| fallbacks | metric | drop | agreement | output error |",
         "|---|---|---|---|---|",

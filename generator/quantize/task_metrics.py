@@ -62,7 +62,7 @@ def exact_match_ctc(outputs: Outputs, labels: np.ndarray) -> float:
 def decode_detections(heatmap: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
     """Per image: float [D, 6] = (class, x0, y0, x1, y1, score), best score first."""
     score = 1.0 / (1.0 + np.exp(-heatmap.astype(np.float64)))
-    n, c, h, w = score.shape
+    n, _, h, w = score.shape
     padded = np.pad(score, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-1.0)
     around = np.max(np.stack([padded[:, :, i : i + h, j : j + w] for i in range(3) for j in range(3)]), axis=0)
     peaks = (score >= around) & (score >= SCORE)
