@@ -65,7 +65,10 @@ def front_door(
     if command in RENDERING:
         from ..render.writer import check_repository
 
-        _collect(found, lambda: check_repository(repository or spec.repository))
+        if repository is not None:  # --repository: the flag's folder
+            _collect(found, lambda: check_repository(repository))
+        else:  # the spec's `repository:` line
+            _collect_at(found, ("repository",), lambda: check_repository(spec.repository))
     if report_dir is not None:
         from ..measure.report import check_report_dir
 
