@@ -47,3 +47,35 @@ def tensorrt_problems(model: onnx.ModelProto) -> list[str]:
         elif values.size != 1:
             problems.append(f"{where}: activation scales must be scalars (per-tensor)")
     return problems
+
+
+# ops a DequantizeLinear may feed in a TensorRT-style model: the INT8 layers and those TensorRT runs
+# in INT8 around them (placement.py); a DQ feeding anything else forces a conversion to float there
+_INT8_READERS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "MaxPool", "AveragePool", "GlobalAveragePool",
+                           "Concat"})
+
+
+def placement_problems(model: onnx.ModelProto) -> list[str]:
+    """Placement hygiene, one line per problem: a Q without its DQ, a DQ nobody reads (dangling), or an
+    activation DQ whose readers cannot run INT8 (a forced format conversion around a float layer)."""
+    graph = model.graph
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    inits = {init.name for init in graph.initializer}
+    outputs = {o.name for o in graph.output}
+    problems: list[str] = []
+    for node in graph.node:
+        where = f"{node.op_type} {node.name or node.output[0]!r}"
+        after = readers.get(node.output[0], []) if node.output else []
+        if node.op_type == "QuantizeLinear" and not any(r.op_type == "DequantizeLinear" for r in after):
+            problems.append(f"{where}: no DequantizeLinear reads it")
+        if node.op_type != "DequantizeLinear":
+            continue
+        if not after and node.output[0] not in outputs:
+            problems.append(f"{where}: dangling (nobody reads its output)")
+        elif node.input[0] not in inits and any(r.op_type not in _INT8_READERS for r in after):
+            odd = sorted({r.op_type for r in after if r.op_type not in _INT8_READERS})
+            problems.append(f"{where}: read by {', '.join(odd)}, which cannot run INT8 (a forced conversion)")
+    return problems

@@ -130,3 +130,39 @@ def test_an_already_quantized_model_is_refused(build) -> None:
     once = quantize_model(model, dict.fromkeys(activation_tensors(model), 1.0)).model
     with pytest.raises(GeneratorError, match="already quantized"):
         quantize_model(once, {})
+
+
+def test_placement_leaves_no_dangling_pairs_and_forces_no_conversions(build, zoo_model: onnx.ModelProto) -> None:
+    from generator.quantize.rules import placement_problems
+
+    for model in (_attention(build), zoo_model):
+        qdq = quantize_model(model, dict.fromkeys(activation_tensors(model), 1.0)).model
+        assert placement_problems(qdq) == []
+    # the check itself: a DQ read by a Softmax is a forced conversion, an unread DQ dangles
+    model = _attention(build)
+    qdq = quantize_model(model, dict.fromkeys(activation_tensors(model), 1.0)).model
+    dq = next(n for n in qdq.graph.node if n.op_type == "DequantizeLinear" and n.input[0].endswith("QuantizeLinear_Output"))
+    softmax = next(n for n in qdq.graph.node if n.op_type == "Softmax")
+    softmax.input[0] = dq.output[0]
+    assert any("Softmax, which cannot run INT8" in p for p in placement_problems(qdq))
+    qdq.graph.node.append(helper.make_node("DequantizeLinear", [dq.input[0], dq.input[1], dq.input[2]], ["unread"]))
+    assert any("dangling" in p for p in placement_problems(qdq))
+
+
+def test_the_zoo_attention_model_quantizes_both_operands_of_every_attention_matmul() -> None:
+    from tests.conftest import REPO_ROOT
+
+    path = REPO_ROOT / "benchmarks" / "zoo" / "vit_tiny" / "model.onnx"
+    if not path.is_file():
+        pytest.skip("the zoo's vit_tiny model is not in this checkout")
+    model = onnx.load(str(path))
+    weights = {i.name for i in model.graph.initializer}
+    attention = [n for n in model.graph.node if n.op_type == "MatMul" and not weights & set(n.input)]
+    uses = {(u.node, u.index) for a in plan(model).activations for u in a.uses}
+    assert len(attention) >= 2
+    for node in attention:
+        assert {(node.name, 0), (node.name, 1)} <= uses, node.name
+    qdq = quantize_model(model, dict.fromkeys(activation_tensors(model), 1.0)).model
+    producers = {o: n.op_type for n in qdq.graph.node for o in n.output}
+    for node in (n for n in qdq.graph.node if n.name in {a.name for a in attention}):
+        assert [producers.get(i) for i in node.input] == ["DequantizeLinear", "DequantizeLinear"]
