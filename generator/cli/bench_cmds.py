@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK, GeneratorError, RuntimeFailure
 from .common import (
     add_command,
+    add_report_folder,
     add_selection,
     add_spec,
     add_url,
@@ -63,8 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     load.add_argument("--window", type=float, dest="window_s", metavar="S", help="measurement window seconds")
     load.add_argument("--max-windows", type=int, metavar="N", help="stop after N windows if not stable (>= 3)")
     load.add_argument("--stability", type=float, dest="stability_pct", metavar="PCT", help="stability limit (%%)")
-    bench.add_argument("--out", type=Path, help="report folder (default: WORKDIR/bench, or trgen-bench/NAME); "
-                       "only a folder trgen wrote is replaced")
+    add_report_folder(bench, "--out", "WORKDIR/bench, or trgen-bench/NAME with --model-name")
     bench.set_defaults(func=_bench)
 
 

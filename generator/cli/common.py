@@ -62,6 +62,18 @@ def add_url(parser: argparse.ArgumentParser, default: str = "the bundled server"
     )
 
 
+def add_report_folder(parser: argparse.ArgumentParser, flag: str, default: str) -> None:
+    """The folder a command writes its report into: replaced whole, so only a folder trgen wrote."""
+    group = parser.add_argument_group("output")
+    group.add_argument(flag, type=Path, metavar="DIR", help=f"report folder (default: {default}); replaced whole, "
+                       "so only a folder trgen wrote (marked .trgen-report) is accepted")
+
+
+def add_json_file(parser: argparse.ArgumentParser, *, dest: str = "json") -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument("--json", type=Path, dest=dest, metavar="PATH", help="also write the result as JSON here")
+
+
 def add_force(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="redo calibration and builds even if nothing changed")
 

@@ -31,7 +31,9 @@ def check_data(source: Any, signature: Signature, *, classes: int | None, sample
     """
     if source.kind == "callable":
         return [], None
-    from ..data.batches import load_batches  # checks shapes, dtypes and NaN/Inf of every batch
+    from ..data.batches import (
+        load_batches,  # checks shapes, dtypes and NaN/Inf of every batch
+    )
 
     findings: list[Finding] = []
     seen = 0

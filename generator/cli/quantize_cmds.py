@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..errors import GeneratorError
 from .common import (
     Selection,
     add_command,
     add_force,
+    add_json_file,
     add_selection,
     add_spec,
     open_spec,
@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--mode", choices=("loo", "oat"), default="loo",
         help="loo: all INT8 but one tensor (default; what a fallback recovers); oat: only one tensor INT8",
     )
-    sens.add_argument("--json", type=Path, metavar="PATH", help="also write the JSON report here")
+    add_json_file(sens)
     sens.set_defaults(func=_sensitivity)
 
 

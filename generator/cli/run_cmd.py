@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 from .common import (
     add_command,
     add_force,
+    add_report_folder,
     add_selection,
     add_spec,
     add_url,
@@ -38,8 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_selection(run, what="variants compared and load-tested")
     add_force(run)
     run.add_argument("--no-bench", dest="bench", action="store_false", help="skip the load test")
-    run.add_argument("--report", type=Path, help="report folder (default: <workdir>/report); only a folder trgen "
-                     "wrote is replaced")
+    add_report_folder(run, "--report", "WORKDIR/report")
     run.set_defaults(func=_run)
 
 

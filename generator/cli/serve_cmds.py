@@ -8,6 +8,7 @@ from pathlib import Path
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK, RuntimeFailure
 from .common import (
     add_command,
+    add_json_file,
     add_selection,
     add_spec,
     add_url,
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_spec(compare)
     add_url(compare)
     add_selection(compare, what="int8 variants")
-    compare.add_argument("--json", type=Path, dest="json_path", help="also write the report as JSON here")
+    add_json_file(compare, dest="json_path")
     compare.set_defaults(func=_compare)
 
 
