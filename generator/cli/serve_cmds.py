@@ -16,6 +16,8 @@ from .common import (
     progress_enabled,
 )
 
+EXIT_STOPPED_BY_CTRL_C = 130  # 128 + SIGINT, as a shell reports a foreground program stopped with Ctrl-C
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     serve = add_command(sub, "serve", help="run the bundled Triton server on a model repository until Ctrl-C",
@@ -58,9 +60,9 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"pid      {server.pid}", flush=True)
             print("serving; press Ctrl-C to stop", flush=True)
             code = server.wait()
-    except KeyboardInterrupt:  # the way to stop `serve`: not a failure
+    except KeyboardInterrupt:  # the way to stop `serve`: not a failure, the shell's code for Ctrl-C
         print("stopped", flush=True)
-        return EXIT_OK
+        return EXIT_STOPPED_BY_CTRL_C
     raise RuntimeFailure(f"the Triton server exited on its own (code {code}); server log: {handle.log_path}")
 
 
