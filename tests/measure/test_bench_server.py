@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from generator.cli import main
-from generator.errors import EXIT_OK, EXIT_USER_ERROR, GeneratorError
+from generator.errors import EXIT_OK, EXIT_RUNTIME_ERROR, EXIT_USER_ERROR, GeneratorError
 from generator.measure.bench import BenchResult, BenchSettings, BenchTarget, bench_model, bench_variants, run_bench
 
 pytestmark = pytest.mark.server
@@ -217,8 +217,8 @@ def test_killed_server_gives_one_line_error_and_partial_report(
         finally:
             killer.cancel()
     captured = capsys.readouterr()
-    assert code == EXIT_USER_ERROR
-    assert captured.err.startswith("trgen: error: the server at ") and "stopped answering" in captured.err
+    assert code == EXIT_RUNTIME_ERROR  # a dead server is a run-time failure, not bad input (issue 9)
+    assert captured.err.startswith("trgen: failed: load test cut short: the server at ") and "stopped answering" in captured.err
     assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
     document = json.loads((out / "report.json").read_text())
     assert document["complete"] is False
