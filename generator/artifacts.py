@@ -5,9 +5,10 @@ Each stage module defines its own result type; this module holds the ones severa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .signature import Signature
 
@@ -19,6 +20,8 @@ class Artifact:
     `kind` says what Triton loads: an ONNX model (python-onnxruntime / onnxruntime targets) or a
     TensorRT plan. `signature` is read from that very file, so the rendered config matches it.
     `cc_model_files` maps compute capability ('8.0') -> plan file for multi-GPU-architecture builds.
+    `serving_defaults`: what a local sweep chose for Triton settings the spec leaves unset
+    (`preferred_batch_sizes`, `intra_op_threads`; generator/measure/sweep.py), for the renderer.
     """
 
     variant: str
@@ -26,6 +29,7 @@ class Artifact:
     model_file: Path
     signature: Signature
     cc_model_files: tuple[tuple[str, Path], ...] = ()
+    serving_defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
 def cc_plan_name(compute_capability: str) -> str:

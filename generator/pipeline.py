@@ -68,11 +68,12 @@ def source_model(rv: ResolvedVariant, *, force: bool = False, progress: bool = T
 
 def build_artifacts(
     spec: Spec, *, model: str | None = None, force: bool = False, progress: bool = True,
-    variants: Sequence[str] | None = None,
+    variants: Sequence[str] | None = None, tune: bool = False,
 ) -> dict[str, Artifact]:
     """Stage 3: one deployable model file per variant (ONNX for onnxruntime targets, plans for TensorRT).
 
-    `model` keeps one model's variants, `variants` only the variants of these names.
+    `model` keeps one model's variants, `variants` only the variants of these names. `tune` runs
+    the local serving sweep for Triton settings the spec leaves unset (measure/sweep.py, issue 12).
     """
     from .engine import build_variant
 
@@ -82,7 +83,23 @@ def build_artifacts(
             continue
         log.info("[%s] preparing %s %s", rv.name, rv.precision, rv.target)
         artifacts[rv.name] = build_variant(rv, source_model(rv, force=force, progress=progress), force=force)
+        if tune:
+            artifacts[rv.name] = _tuned(rv, artifacts[rv.name])
     return artifacts
+
+
+def _tuned(rv: ResolvedVariant, artifact: Artifact) -> Artifact:
+    """The artifact with the sweep's serving defaults attached (unchanged when the spec sets them all)."""
+    import dataclasses
+
+    from .measure.sweep import serving_defaults
+
+    try:
+        chosen = serving_defaults(rv, artifact)
+    except GeneratorError as exc:  # e.g. no data to time it on: keep the renderer's defaults
+        log.info("%s: no serving sweep (%s)", rv.name, exc.message)
+        return artifact
+    return artifact if chosen is None else dataclasses.replace(artifact, serving_defaults=chosen.hints())
 
 
 def speed_checks(spec: Spec, artifacts: "dict[str, Artifact]", *, model: str | None = None) -> "list[SpeedCheck]":
@@ -98,12 +115,15 @@ def speed_checks(spec: Spec, artifacts: "dict[str, Artifact]", *, model: str | N
 
 
 def prepare_repository(
-    spec: Spec, *, repository: Path | None = None, force: bool = False, progress: bool = True
+    spec: Spec, *, repository: Path | None = None, force: bool = False, progress: bool = True, tune: bool = False
 ) -> "Repository":
-    """Stages 1-4: calibrate, build, render the whole repository of a spec (validated before the swap)."""
+    """Stages 1-4: calibrate, build, render the whole repository of a spec (validated before the swap).
+
+    `tune`: serving defaults from a local sweep where the spec sets none (see `build_artifacts`).
+    """
     from .render import render_repository
 
-    repo = render_repository(spec, build_artifacts(spec, force=force, progress=progress), repository)
+    repo = render_repository(spec, build_artifacts(spec, force=force, progress=progress, tune=tune), repository)
     log.info("repository %s: %s (validated)", repo.path, ", ".join(repo.models))
     return repo
 
@@ -172,7 +192,7 @@ def run(
     report_dir = report_dir or spec.workdir / "report"
     check_report_dir(report_dir)  # before any work: a folder of the user's is refused, never wiped
     log.info("== 1-4/7 calibrate, quantize, build, render, validate")
-    repo = prepare_repository(spec, force=force, progress=progress)
+    repo = prepare_repository(spec, force=force, progress=progress, tune=True)  # serving sweep: issue 12
     served = [rv for rv in spec.resolved() if url is not None or rv.target in EMBEDDED_TARGETS]
     if not served:
         raise GeneratorError("no variant the bundled server can serve (python-onnxruntime); pass --url of a full Triton")

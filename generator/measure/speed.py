@@ -112,7 +112,7 @@ def check_speed(int8: ResolvedVariant, fp32: ResolvedVariant, artifacts: Mapping
     threads = served_threads(int8)
     int8_path, fp32_path = artifacts[int8.name].model_file, artifacts[fp32.name].model_file
     sessions = {"int8": _session(int8_path, threads), "fp32": _session(fp32_path, threads)}
-    feeds_by_batch = timing_feeds(int8, artifacts[fp32.name])
+    feeds_by_batch = timing_feeds(int8, artifacts[fp32.name])  # the int8 variant's calibration data
     times: dict[str, dict[int, float]] = {"int8": {}, "fp32": {}}
     for batch, feeds in feeds_by_batch.items():
         medians = time_side_by_side(sessions, feeds, BUDGET_S)
@@ -143,16 +143,21 @@ def preferred_batch(rv: ResolvedVariant) -> int:
     return max(sizes) if sizes else min(mbs, 16)
 
 
-def timing_feeds(int8: ResolvedVariant, fp32: Artifact) -> dict[int, dict[str, np.ndarray]]:
-    """Real inputs (the calibration data's first samples) at batch 1 and the preferred batch."""
+def timing_feeds(
+    rv: ResolvedVariant, artifact: Artifact, *, sizes: Sequence[int] | None = None
+) -> dict[int, dict[str, np.ndarray]]:
+    """Real inputs (the first samples of the variant's calibration data, else the model's evaluation
+    data) at batch 1 and the preferred batch, or at `sizes`."""
     from ..data import load_batches
 
-    calibration = int8.variant.calibration
-    if calibration is None:
-        raise GeneratorError(f"variant {int8.name} has no calibration block to take timing inputs from")
-    sizes = sorted({1, preferred_batch(int8)}) if int8.model.max_batch_size > 0 else [0]
+    calibration, evaluation = rv.variant.calibration, rv.model.evaluation
+    source = calibration.data if calibration is not None else evaluation.data if evaluation is not None else None
+    if source is None:
+        raise GeneratorError(f"variant {rv.name} has no calibration or evaluation data to time it on")
+    if sizes is None:
+        sizes = sorted({1, preferred_batch(rv)}) if rv.model.max_batch_size > 0 else [0]
     want = max(sizes) or 1
-    batches = load_batches(calibration.data, fp32.signature, batch_size=want, limit=want)
+    batches = load_batches(source, artifact.signature, batch_size=want, limit=want)
     first = next(iter(batches)).inputs
     feeds: dict[int, dict[str, np.ndarray]] = {}
     for size in sizes:
@@ -170,8 +175,9 @@ def time_side_by_side(sessions: Mapping[str, Any], feeds: Mapping[str, np.ndarra
     The minimum, not the median: on a shared machine other processes only ever add time, and the
     fastest of many alternating runs is the most repeatable estimate of what the model costs.
     """
-    for session in sessions.values():  # warm up: first runs allocate and pick kernels
-        session.run(None, feeds)
+    for _ in range(3):  # warm up: first runs allocate and pick kernels
+        for session in sessions.values():
+            session.run(None, feeds)
     samples: dict[str, list[float]] = defaultdict(list)
     deadline = time.perf_counter() + budget_s
     while time.perf_counter() < deadline or min(len(v) for v in samples.values() or [[]]) < 5:

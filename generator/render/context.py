@@ -8,6 +8,7 @@ cuda graphs only for TensorRT, plan files per compute capability.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,10 @@ def build_context(rv: ResolvedVariant, artifact: Artifact) -> dict[str, Any]:
         "outputs": outputs,
         "version_policy": _version_policy(triton.version_policy),
         "instance_groups": _instance_groups(rv, triton, len(artifact.signature.profiles)),
-        "dynamic_batching": _dynamic_batching(rv, triton.dynamic_batching),
+        "dynamic_batching": _dynamic_batching(rv, triton.dynamic_batching, artifact.serving_defaults),
         "optimization": _optimization(platform, triton.optimization),
         "cc_model_filenames": sorted((cc, filename) for cc, filename, _ in cc_model_files(artifact)),
-        "parameters": _parameters(platform, triton),
+        "parameters": _parameters(platform, triton, artifact.serving_defaults),
         "warmup": [_warmup(rv, sample, inputs) for sample in triton.warmup or []],
         "response_cache": triton.response_cache,
     }
@@ -101,7 +102,9 @@ def _instance_groups(rv: ResolvedVariant, triton: TritonSettings, n_profiles: in
     return [{"kind": g.kind, "count": g.count, "gpus": list(g.gpus), "profiles": list(g.profiles)} for g in groups]
 
 
-def _dynamic_batching(rv: ResolvedVariant, batching: DynamicBatching | None) -> dict[str, Any] | None:
+def _dynamic_batching(
+    rv: ResolvedVariant, batching: DynamicBatching | None, measured: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
     """On by default for batching models (max_batch_size > 0): served INT8 is faster than FP32 only when
     requests are batched. `dynamic_batching: {enabled: false}` turns it off."""
     mbs = rv.model.max_batch_size
@@ -109,6 +112,9 @@ def _dynamic_batching(rv: ResolvedVariant, batching: DynamicBatching | None) -> 
         batching = DynamicBatching() if mbs > 0 else None
     if batching is None or not batching.enabled:
         return None
+    if not batching.preferred_batch_sizes and (measured or {}).get("preferred_batch_sizes"):
+        # issue 12: unset in the spec, chosen by the build's local sweep (generator/measure/sweep.py)
+        batching = batching.model_copy(update={"preferred_batch_sizes": list(measured["preferred_batch_sizes"])})  # type: ignore[index]
     if mbs == 0 or any(size > mbs for size in batching.preferred_batch_sizes):
         raise GeneratorError(
             f"dynamic batching needs max_batch_size > 0 and preferred batch sizes <= it (max_batch_size {mbs}, "
@@ -136,11 +142,11 @@ def _optimization(platform: str, optimization: Optimization | None) -> dict[str,
     return block if any(v is not None and v is not False for v in block.values()) else None
 
 
-def _parameters(platform: str, triton: TritonSettings) -> list[tuple[str, str]]:
+def _parameters(platform: str, triton: TritonSettings, measured: Mapping[str, Any] | None = None) -> list[tuple[str, str]]:
     values = {key: _string(value) for key, value in (triton.parameters or {}).items()}
     if platform == "python":
         values["onnx_file"] = ONNX_FILE
-        values.setdefault("intra_op_threads", "1")
+        values.setdefault("intra_op_threads", str((measured or {}).get("intra_op_threads", 1)))  # sweep: issue 12
         values.setdefault("inter_op_threads", "1")
     return sorted(values.items())
 
