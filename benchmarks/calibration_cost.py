@@ -6,9 +6,12 @@ calibration samples, each row is a fresh process timed from spawn to exit, its p
 
   fp32-pass     the floor: python + numpy + onnxruntime, one plain FP32 pass over the same data (the
                 same .npy, memory-mapped, same batch size and preprocessing), nothing else
-  trgen         `trgen calibrate SPEC --force` (graph preparation, statistics, thresholds, cache,
-                manifest and the markdown report: the command as users run it, default settings)
-  trgen-plots   the same with calibration.plots: true (a histogram figure per tensor and an overview)
+  trgen-stage   the calibrate stage alone in a fresh process (import, spec, graph preparation,
+                statistics, thresholds, cache, manifest, markdown report): `pipeline.calibrate(rv, force=True)`
+  trgen-cli     `trgen calibrate SPEC --force`: the command as users run it, which also runs the CLI's
+                preflight and writes the Q/DQ model (the quantize stage: with an accuracy budget or
+                target_drop in the spec, its fallback passes too), default settings (--cli-models)
+  trgen-cli-plots the same with calibration.plots: true (a histogram figure per tensor and an overview)
   ort-2048      onnxruntime's entropy calibrator with 2048 bins / 128 quantized bins set on the
                 calibrator itself (`quantize_static` ignores extra_options CalibNumBins), collect +
                 compute over every tensor it augments (its default), no Q/DQ writing
@@ -56,6 +59,15 @@ for i in range(0, min(samples, len(x)), batch):
         shape = (1, -1) + (1,) * (b.ndim - 2)
         b = (b - np.asarray(pre["mean"], np.float32).reshape(shape)) / np.asarray(pre["std"], np.float32).reshape(shape)
     s.run(None, {name: b})
+"""
+
+STAGE_WORKER = r"""
+import sys
+from generator.spec import load_spec
+from generator.pipeline import calibrate
+for rv in load_spec(sys.argv[1]).resolved():
+    if rv.precision == "int8":
+        calibrate(rv, force=True, progress=False)
 """
 
 ORT_WORKER = r"""
@@ -149,6 +161,10 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--factors", default="1,10")
     parser.add_argument("--no-ort", action="store_true", help="skip onnxruntime's calibrator (slow, heavy)")
+    parser.add_argument("--cli-models", default="mnist-example,mobilenet_se",
+                        help="models that also get the trgen calibrate CLI rows (it writes the Q/DQ model too)")
+    parser.add_argument("--ort-10x", default="mnist-example,mobilenet_se",
+                        help="models whose ORT calibrator also runs on 10x data (it keeps every output: GBs)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/calibration_cost.json")
     args = parser.parse_args()
     specs = model_specs(args.models.split(",") if args.models else None)
@@ -162,10 +178,12 @@ def main() -> int:
                 plain = [info["model"], info["data"], str(info["batch"]), str(info["samples"]), info["pre"]]
                 configs = {
                     "fp32-pass": [PY, "-c", FP32_WORKER, *plain],
-                    "trgen": [TRGEN, "calibrate", str(no_plots), "--force"],
-                    "trgen-plots": [TRGEN, "calibrate", str(with_plots), "--force"],
+                    "trgen-stage": [PY, "-c", STAGE_WORKER, str(no_plots)],
                 }
-                if not args.no_ort:
+                if name in args.cli_models.split(","):
+                    configs["trgen-cli"] = [TRGEN, "calibrate", str(no_plots), "--force"]
+                    configs["trgen-cli-plots"] = [TRGEN, "calibrate", str(with_plots), "--force"]
+                if not args.no_ort and (factor == 1 or name in args.ort_10x.split(",")):
                     configs["ort-2048"] = [PY, "-c", ORT_WORKER, *plain]
                 runs: dict[str, list[tuple[float, float, int]]] = {k: [] for k in configs}
                 for _ in range(args.repeat):

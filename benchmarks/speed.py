@@ -13,7 +13,10 @@ copy of its spec with a temporary workdir and repository:
    INT8/FP32 and its share of the raw ratio (batch 1 at concurrency 1, the preferred batch at 8).
    Targets (issue 12): served >= 90 % of raw at concurrency >= 8, >= 1.0x at concurrency 1.
 
-    .venv/bin/python benchmarks/speed.py [--models a,b] [--no-serve] [--rounds 2] [--json PATH]
+    .venv/bin/python benchmarks/speed.py [--models a,b] [--no-serve] [--sweep] [--rounds 2] [--workdir D] [--json PATH]
+
+--sweep drops the specs' preferred batch sizes and intra_op_threads, so the repository gets what the
+build's local sweep (generator/measure/sweep.py) picks; the JSON records the served settings.
 """
 
 from __future__ import annotations
@@ -69,13 +72,15 @@ def copy_spec(spec_path: Path, tmp: Path, name: str) -> Path:
 def served(spec_path: Path, rounds: int) -> list[dict[str, Any]]:
     """Throughput of each FP32/INT8 pair at concurrency 1 (batch 1) and 8 (spec batch), alternating rounds."""
     from generator.measure.bench import bench_variants
-    from generator.pipeline import serving
+    from generator.pipeline import prepare_repository, serving
 
     spec = load_spec(spec_path)
     pairs = speed_pairs(spec.resolved())
     names = [rv.name for pair in pairs for rv in pair]
     rows = []
-    with serving(spec, names, progress=False) as handle:
+    repo = prepare_repository(spec, progress=False, tune=True)  # as `trgen run` renders it (serving sweep)
+    configs = {rv.name: (repo.path / rv.name / "config.pbtxt").read_text() for pair in pairs for rv in pair}
+    with serving(spec, names, progress=False, repository=repo) as handle:
         for int8, fp32 in pairs:
             for level, batch in ((1, 1), (8, int8.benchmark.batch_size)):
                 runs: dict[str, list[float]] = {"int8": [], "fp32": []}
@@ -88,9 +93,30 @@ def served(spec_path: Path, rounds: int) -> list[dict[str, Any]]:
                         runs[key].append(result.infer_per_s)
                 fp, i8 = statistics.median(runs["fp32"]), statistics.median(runs["int8"])
                 rows.append({"variant": int8.name, "concurrency": level, "request_batch": batch,
+                             "served_settings": {n: _settings(configs[n]) for n in (fp32.name, int8.name)},
                              "fp32_infer_per_s": round(fp, 1), "int8_infer_per_s": round(i8, 1),
                              "served_ratio": round(i8 / fp, 3) if fp else None})
     return rows
+
+
+def _settings(config: str) -> dict[str, Any]:
+    """preferred_batch_size and intra_op_threads as the rendered config.pbtxt says."""
+    import re
+
+    sizes = [int(v) for v in re.findall(r"preferred_batch_size:\s*\[?([\d, ]+)", config)[0].split(",")] if "preferred_batch_size" in config else []
+    threads = re.search(r'key:\s*"intra_op_threads"\s*value\s*:?\s*\{\s*string_value:\s*"(\d+)"', config)
+    return {"preferred_batch_sizes": sizes, "intra_op_threads": int(threads.group(1)) if threads else None}
+
+
+def strip_serving(spec_path: Path) -> None:
+    """Remove preferred batch sizes and intra_op_threads from every layer: the sweep then picks them."""
+    spec = yaml.safe_load(spec_path.read_text())
+    layers = [spec, *spec.get("models", []), *(v for m in spec.get("models", []) for v in m.get("variants", []))]
+    for layer in layers:
+        triton = layer.get("triton") or {}
+        (triton.get("dynamic_batching") or {}).pop("preferred_batch_sizes", None)
+        (triton.get("parameters") or {}).pop("intra_op_threads", None)
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
 def main() -> int:
@@ -99,12 +125,17 @@ def main() -> int:
     parser.add_argument("--no-serve", action="store_true")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/results/speed.json")
+    parser.add_argument("--workdir", type=Path, help="keep builds here (reused across runs: the accuracy budget is slow)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="drop the specs' preferred batch sizes and intra_op_threads: the build's sweep chooses")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     results = []
     with tempfile.TemporaryDirectory(prefix="trgen-speed-") as tmpdir:
         for name, spec_path in model_specs(args.models.split(",") if args.models else None).items():
-            spec_copy = copy_spec(spec_path, Path(tmpdir), name)
+            spec_copy = copy_spec(spec_path, args.workdir or Path(tmpdir), name)
+            if args.sweep:
+                strip_serving(spec_copy)
             spec = load_spec(spec_copy)
             artifacts = build_artifacts(spec, progress=False)
             for check in speed_checks(spec, artifacts):
@@ -125,7 +156,7 @@ def main() -> int:
                     entry.setdefault("served", []).append(row)
                     print(f"{name:16s} served c{row['concurrency']} (batch {row['request_batch']}): INT8/FP32 "
                           f"{row['served_ratio']:.2f}x = {row['served_vs_raw']:.0%} of raw {raw:.2f}x", flush=True)
-    machine = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+    machine = {"sweep": args.sweep, "platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
                "note": "shared 2-core machine, other jobs running: raw timings alternate INT8/FP32 runs in one "
                        "process (medians); served levels alternate FP32/INT8 rounds (medians)"}
     args.json.parent.mkdir(parents=True, exist_ok=True)
