@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from ..errors import GeneratorError
+from ..errors import GeneratorError, RuntimeFailure
 from . import lifecycle, logscan
 from .handle import ServerHandle, http_get, http_post, repository_index
 from .install import TritonInstall, locate_triton
@@ -112,7 +112,7 @@ class EmbeddedServer:
                 self.stop()
                 if not auto_ports or attempt == _START_ATTEMPTS:
                     self._temporary_log = False  # the error names the log: keep it
-                    raise GeneratorError(f"Triton could not bind {collision}: the port is in use; pass other ports (0 = free); server log: {self.log_path}") from None
+                    raise RuntimeFailure(f"Triton could not bind {collision}: the port is in use; pass other ports (0 = free); server log: {self.log_path}") from None
                 log.debug("port collision (%s), retrying with new ports", collision)
             except BaseException:
                 if self._process is not None:
@@ -176,7 +176,7 @@ class EmbeddedServer:
             failed = {name: reason for name in models if (reason := logscan.model_failure_from_log(log_text, name))}
             if not failed:
                 reason = logscan.last_error(log_text) or "no reason in the log"
-                raise GeneratorError(f"Triton started but is not live: {reason}; server log: {self.log_path}")
+                raise RuntimeFailure(f"Triton started but is not live: {reason}; server log: {self.log_path}")
         pending = set(models) - set(failed)
         while pending:
             states = {entry.get("name"): entry for entry in repository_index(handle.http_url)}
@@ -199,9 +199,9 @@ class EmbeddedServer:
             names = sorted(failed)
             reasons = "; ".join(f"model {name!r}: {failed[name]}" for name in names)
             where = repository / names[0] if len(names) == 1 else repository
-            raise GeneratorError(f"Triton failed to load {reasons}; server log: {self.log_path}", where=where)
+            raise RuntimeFailure(f"Triton failed to load {reasons}; server log: {self.log_path}", where=where)
         if models and http_get(f"{handle.http_url}/v2/health/ready") != 200:
-            raise GeneratorError(f"Triton started but reports not ready; server log: {self.log_path}")
+            raise RuntimeFailure(f"Triton started but reports not ready; server log: {self.log_path}")
 
     def _log_failures(self, models: list[str]) -> set[str]:
         text = logscan.read_log(self.log_path)
@@ -226,12 +226,12 @@ class EmbeddedServer:
         if collision:
             raise _PortCollision(collision)
         reason = logscan.last_error(text) or "no error in the log"
-        raise GeneratorError(f"tritonserver exited with code {code} while starting: {reason}; server log: {self.log_path}")
+        raise RuntimeFailure(f"tritonserver exited with code {code} while starting: {reason}; server log: {self.log_path}")
 
-    def _timeout_error(self) -> GeneratorError:
+    def _timeout_error(self) -> RuntimeFailure:
         reason = logscan.last_error(logscan.read_log(self.log_path))
         detail = f" (last error: {reason})" if reason else ""
-        return GeneratorError(f"Triton was not ready after {self.timeout_s:g} s{detail}; raise the timeout or see the server log: {self.log_path}")
+        return RuntimeFailure(f"Triton was not ready after {self.timeout_s:g} s{detail}; raise the timeout or see the server log: {self.log_path}")
 
     # ---- run and stop --------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import GeneratorError
+from ..errors import GeneratorError, RuntimeFailure
 from . import logscan
 
 
@@ -105,7 +105,7 @@ class ServerHandle:
 
         return grpcclient.InferenceServerClient(url=self.grpc_url)
 
-    def failure(self, what: str, exc: BaseException) -> GeneratorError:
+    def failure(self, what: str, exc: BaseException) -> RuntimeFailure:
         """A one-line error for a failed call: says whether the server died and where its log is."""
         if not self.alive():
             assert self.process is not None
@@ -114,12 +114,12 @@ class ServerHandle:
             log = logscan.read_log(self.log_path)
             detail = logscan.last_error(log)
             tail = f" (last error: {detail})" if detail else ""
-            return GeneratorError(f"the Triton server {how} while {what}{tail}; server log: {self.log_path}")
+            return RuntimeFailure(f"the Triton server {how} while {what}{tail}; server log: {self.log_path}")
         message = getattr(exc, "message", None)
         text = message() if callable(message) else str(exc)
         text = logscan.first_line(str(text)) or exc.__class__.__name__
         log_hint = f"; server log: {self.log_path}" if self.log_path else ""
-        return GeneratorError(f"{what} failed on {self.grpc_url}: {text}{log_hint}")
+        return RuntimeFailure(f"{what} failed on {self.grpc_url}: {text}{log_hint}")
 
     @classmethod
     def external(cls, url: str, models: Sequence[str] | None = None, *, timeout_s: float = 10.0) -> "ServerHandle":
@@ -138,7 +138,7 @@ class ServerHandle:
             handle.check_ready(models, timeout_s=timeout_s)
         except GeneratorError as exc:
             if derived_grpc and "no Triton server answers" in exc.message:
-                raise GeneratorError(
+                raise RuntimeFailure(
                     f"{exc.message} (gRPC port assumed to be the HTTP port + 1; give both: --url {http_url},grpc://HOST:PORT)"
                 ) from None
             raise
@@ -158,9 +158,9 @@ class ServerHandle:
         try:
             ready = client.is_server_ready(client_timeout=timeout_s)
         except InferenceServerException as exc:
-            raise GeneratorError(f"no Triton server answers at {self.grpc_url} (gRPC): {logscan.first_line(str(exc.message()))}") from None
+            raise RuntimeFailure(f"no Triton server answers at {self.grpc_url} (gRPC): {logscan.first_line(str(exc.message()))}") from None
         if not ready:
-            raise GeneratorError(f"the Triton server at {self.grpc_url} is not ready (GET {self.http_url}/v2/health/ready)")
+            raise RuntimeFailure(f"the Triton server at {self.grpc_url} is not ready (GET {self.http_url}/v2/health/ready)")
         for model in models:
             try:
                 model_ready = client.is_model_ready(model, client_timeout=timeout_s)

@@ -17,7 +17,7 @@ from tests.serve.serve_helpers import CLASSES, FEATURES, REPO_ROOT, make_linear,
 
 import generator.serve.embedded as embedded
 from generator.serve import lifecycle
-from generator.errors import GeneratorError
+from generator.errors import GeneratorError, RuntimeFailure
 from generator.measure.compare import compare_pair
 from generator.serve import EmbeddedServer
 from generator.spec import Tolerances
@@ -115,7 +115,7 @@ def test_server_killed_mid_run_is_a_clean_error(repo: Path, tmp_path: Path) -> N
             handle.process.wait()  # type: ignore[union-attr]
             yield batch({"x": x[16:]}, None)
 
-        with pytest.raises(GeneratorError, match=r"the Triton server was killed by signal 9 while running 'lin_fp32' on evaluation batch 1"):
+        with pytest.raises(RuntimeFailure, match=r"the Triton server was killed by signal 9 while running 'lin_fp32' on evaluation batch 1"):
             compare_pair(handle, "lin_fp32", "lin_int8", batches(), tolerances=Tolerances())  # type: ignore[arg-type]
     assert _wait_gone(repo) == []
     assert [name for name in regions if Path("/dev/shm", name).exists()] == [], "a killed server's shared memory was left"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tests.serve.serve_helpers import TEMPLATE, model_source
 
-from generator.errors import GeneratorError
+from generator.errors import GeneratorError, RuntimeFailure
 from generator.serve import logscan
 from generator.serve.handle import parse_url
 from generator.serve.ports import pick_ports, port_is_free
@@ -72,7 +72,7 @@ def test_external_url_without_a_server_is_a_clean_error() -> None:
     with socket.socket() as unused:  # a port nothing listens on
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
-    with pytest.raises(GeneratorError, match=f"no Triton server answers at 127.0.0.1:{port}"):
+    with pytest.raises(RuntimeFailure, match=f"no Triton server answers at 127.0.0.1:{port}"):  # exit 4, not 2
         ServerHandle.external(f"127.0.0.1:{port}", timeout_s=2)
     with pytest.raises(GeneratorError, match=r"gRPC port assumed to be the HTTP port \+ 1"):
         ServerHandle.external(f"http://127.0.0.1:{port - 1}", timeout_s=2)
