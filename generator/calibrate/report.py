@@ -25,7 +25,7 @@ from .histogram import Histogram
 
 PLOT_BINS = 256  # histograms are summed down to this many bars for plotting (fast, still readable)
 DPI = 90
-CROP_MARGINS_IN = (0.62, 0.12, 0.5, 0.55)  # left, right, below, above an axes: its labels and title
+CROP_MARGINS_IN = (0.62, 0.3, 0.5, 0.55)  # left, right, below, above an axes: its labels and title
 THRESHOLD_COLOUR, MAX_COLOUR, REJECTED_COLOUR = "#c44e52", "0.3", "#dd8452"
 LINES = "red line: threshold (amax); grey dashed: largest |x|; orange dotted: entropy threshold the guard rejected"
 
