@@ -8,9 +8,11 @@ TensorRT-form Q/DQ model, model_int8_qdq.onnx) and build (the onnxruntime form, 
 It then runs FP32 and both INT8 forms with onnxruntime on the CPU over the model's
 data/evaluation.npz (the spec's preprocessing) and reports per form:
 
-  metric      the model's task metric (benchmarks/zoo/metrics.py: top1, detection_hit), FP32 and INT8
+  metric      the model's task metric (benchmarks/zoo/metrics.py: top1, exact_match_ctc,
+              detection_hit), FP32 and INT8
   drop        FP32 - INT8 metric, in points (x100)
-  agree       top-1 agreement with FP32 (detector: F1 of INT8 detections against FP32's)
+  agree       top-1 agreement with FP32 (CTC: identical decoded sequences; detector: F1 of INT8
+              detections against FP32's)
   cos         mean per-sample cosine similarity of all outputs (concatenated) with FP32
   calib_s     wall time of the calibrate stage
   q/f         tensors quantized / kept in float by the quantize stage
@@ -22,7 +24,7 @@ ORT_DISABLE_ALL (`qdq-noopt`: every Q/DQ executed as written, the reference nume
 (`ort`) with default optimisations. Results (with the machine description) go to
 benchmarks/results/zoo.json.
 
-    .venv/bin/python benchmarks/zoo.py [--models a,b] [--methods x,y] [--quick] [--json PATH]
+    .venv/bin/python benchmarks/zoo.py [--models a,b] [--methods x,y] [--quick] [--budget] [--json PATH] [--update]
 
 --quick: at most 256 evaluation samples, 128 calibration samples, fewer latency rounds.
 --budget: keep trgen's accuracy-budget fallback (calibration.target_drop, default the evaluation
@@ -59,6 +61,7 @@ MODELS: dict[str, tuple[Path, str]] = {
     "mobilenet_se": (ZOO / "mobilenet_se", "top1"),
     "vit_tiny": (ZOO / "vit_tiny", "top1"),
     "text_tokens": (ZOO / "text_tokens", "top1"),
+    "captcha_ctc": (ZOO / "captcha_ctc", "exact_match_ctc"),
     "detector": (ZOO / "detector", "detection_hit"),
     "dynamic_spatial": (ZOO / "dynamic_spatial", "top1"),
     "imagenet_size": (ZOO / "imagenet_size", "top1"),
@@ -332,6 +335,8 @@ def main() -> int:
     parser.add_argument("--budget", action="store_true",
                         help="let trgen's accuracy budget keep tensors in float (default: off, the method alone)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "zoo.json")
+    parser.add_argument("--update", action="store_true",
+                        help="replace only these models' entries in an existing --json file (same settings)")
     args = parser.parse_args()
     models = [m for m in args.models.split(",") if m]
     unknown = [m for m in models if m not in MODELS]
@@ -357,6 +362,16 @@ def main() -> int:
                     "cosine": "mean per-sample cosine of all outputs vs FP32", "latency_bN.ratio": "INT8 / FP32 time, 2 threads, batch N"},
         "models": results,
     }
+    if args.update and args.json.is_file():
+        previous = json.loads(args.json.read_text())
+        if previous.get("quick") != args.quick or previous.get("budget") != args.budget:
+            parser.error(f"--update: {args.json} was written with other --quick/--budget settings")
+        merged = dict(previous["models"])
+        merged.update(results)
+        payload["models"] = {name: merged[name] for name in MODELS if name in merged}
+        payload["methods"] = sorted(set(previous.get("methods", [])) | set(methods), key=METHODS.index)
+        payload["wall_s"] = previous.get("wall_s", 0.0) + payload["wall_s"]
+        payload["updated"] = sorted(results)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(payload, indent=1) + "\n")
     print(f"\nwrote {args.json}")

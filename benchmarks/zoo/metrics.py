@@ -5,6 +5,9 @@
 scores one model's outputs against another's (INT8 against FP32) with the same task rule.
 
 * ``top1``: argmax of the first output over its last axis equals the integer label.
+* ``exact_match_ctc``: greedy CTC decoding of the first output, logits [N, T, C] (batch first),
+  blank = class 0: argmax per step, repeats collapsed, blanks dropped; a sample counts when the
+  decoded sequence equals its label row, int [N, L] padded with -1.
 * ``detection_hit``: F1 of detections against ground-truth boxes (a mAP proxy at one operating
   point). Outputs: ``heatmap`` logits [N, C, H, W] (one channel per class, one cell per STRIDE
   pixels) and ``boxes`` [N, 4, H, W] = (dx, dy, w, h): the object centre is
@@ -31,6 +34,22 @@ MAX_DETS = 10
 
 def top1(outputs: Sequence[np.ndarray], labels: np.ndarray) -> float:
     return float(np.mean(np.asarray(outputs[0]).argmax(-1) == np.asarray(labels)))
+
+
+CTC_BLANK = 0
+
+
+def ctc_decode(logits: np.ndarray) -> list[tuple[int, ...]]:
+    best = np.asarray(logits).argmax(-1)  # [N, T]
+    keep = np.ones_like(best, dtype=bool)
+    keep[:, 1:] = best[:, 1:] != best[:, :-1]
+    keep &= best != CTC_BLANK
+    return [tuple(int(c) for c in row[k]) for row, k in zip(best, keep)]
+
+
+def exact_match_ctc(outputs: Sequence[np.ndarray], labels: np.ndarray) -> float:
+    truth = [tuple(int(c) for c in row if c >= 0) for row in np.asarray(labels).reshape(len(labels), -1)]
+    return float(np.mean([d == t for d, t in zip(ctc_decode(outputs[0]), truth)]))
 
 
 def decode_detections(heatmap: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
@@ -95,15 +114,19 @@ def detection_hit(outputs: Sequence[np.ndarray], labels: np.ndarray) -> float:
 
 METRICS: dict[str, Callable[[Sequence[np.ndarray], np.ndarray], float]] = {
     "top1": top1,
+    "exact_match_ctc": exact_match_ctc,
     "detection_hit": detection_hit,
 }
 
 
 def agreement(name: str, reference: Sequence[np.ndarray], other: Sequence[np.ndarray]) -> float:
-    """How often ``other`` gives the reference's answer: top-1 agreement, or for detection the F1 of
-    ``other``'s detections against the reference's detections taken as ground truth."""
+    """How often ``other`` gives the reference's answer: top-1 agreement; for CTC the fraction of
+    identical decoded sequences; for detection the F1 of ``other``'s detections against the
+    reference's detections taken as ground truth."""
     if name == "top1":
         return float(np.mean(reference[0].argmax(-1) == other[0].argmax(-1)))
+    if name == "exact_match_ctc":
+        return float(np.mean([a == b for a, b in zip(ctc_decode(reference[0]), ctc_decode(other[0]))]))
     if name == "detection_hit":
         truths = [d[:, :5] for d in decode_detections(reference[0], reference[1])]
         return _f1(decode_detections(other[0], other[1]), truths)

@@ -2,7 +2,7 @@
 
 A realistic speed / calibration benchmark at ImageNet input size: 7x7/2 stem, MaxPool, 8 BasicBlocks
 (3x3 Conv-BN-ReLU, 8 residual Adds, 1x1 stride-2 projections), BatchNorm folded, GlobalAveragePool,
-Gemm head (a MobileNetV2-0.5 trained far too slowly from scratch on CPU in the budget). Input ``input`` float32 [batch, 3, 224, 224], ImageNet normalisation
+Gemm head (a MobileNetV2-0.5 learned much more slowly from scratch in the CPU budget). Input ``input`` float32 [batch, 3, 224, 224], ImageNet normalisation
 ((pixels / 255 - mean) / std, mean 0.485/0.456/0.406, std 0.229/0.224/0.225, RGB), output
 ``logits`` [batch, 36] for labels.txt.
 
