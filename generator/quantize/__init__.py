@@ -148,7 +148,8 @@ def sensitivity_variant(
     from .sensitivity import fallback, rank
 
     settings = _calibration_settings(rv)
-    evaluator = Evaluator(_load(calibration.model_path or rv.model.onnx), calibration.amax, load_evalset(rv))  # issue 12
+    metric = rv.model.evaluation.metric if rv.model.evaluation is not None else "top1"
+    evaluator = Evaluator(_load(calibration.model_path or rv.model.onnx), calibration.amax, load_evalset(rv), metric=metric)  # issue 12
     base_keep = list(settings.keep_float)
     ranking = rank(evaluator, mode=mode, keep_float=base_keep, progress=progress)
     keep = base_keep + [t for t in ranking.top(settings.keep_float_top_k) if t not in base_keep]
