@@ -57,6 +57,9 @@ def _check_labels(labels: Any, classes: int | None, offset: int, findings: list[
     import numpy as np
 
     labels = np.asarray(labels)
+    if labels.ndim > 1 and labels[0].size > 1:
+        return False  # per-sample sequences or boxes (CTC, detection): the task metric reads them, not class indices
+    labels = labels.reshape(len(labels)) if labels.ndim > 1 else labels
     if labels.dtype.kind not in "iu":
         findings.append((f"labels must be integers (class indices), got dtype {labels.dtype}", "labels"))
         return True

@@ -81,6 +81,14 @@ def test_evaluation_labels_outside_the_classes(tiny_spec: Path, capsys: pytest.C
                for e in errors), errors
 
 
+def test_per_sample_box_or_sequence_labels_are_not_class_indices(tiny_spec: Path) -> None:
+    """Detection boxes [N, 3, 5] (values far above the 4 classes) and CTC sequences [N, 4] pass the front door."""
+    rng = np.random.default_rng(0)
+    for labels in (rng.integers(0, 64, (64, 3, 5)), rng.integers(1, 11, (64, 4))):
+        np.savez(tiny_spec.parent / "data.npz", input=rng.random((64, 1, 8, 8), dtype=np.float32), labels=labels)
+        assert main(["check", str(tiny_spec)]) == 0
+
+
 def test_nan_in_the_input_data_is_named_as_the_datas(tiny_spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = np.random.default_rng(0).random((64, 1, 8, 8), dtype=np.float32)
     data[5, 0, 3, 3] = np.nan
