@@ -49,6 +49,7 @@ class Trial:
     fallbacks: int
     score: Score
     drop: float
+    kept: tuple[str, ...] = ()  # the fallbacks themselves
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ class _State:
     def measure(self, extra: Sequence[str]) -> Trial:
         self.passes += 1
         score = self.evaluator.score((*self.base, *extra))
-        return Trial(len(extra), score, self.evaluator.drop(score))
+        return Trial(len(extra), score, self.evaluator.drop(score), tuple(extra))
 
     def room_for(self, passes: int) -> bool:
         return self.passes + passes <= self.limits.max_passes and time.monotonic() - self.start < self.limits.max_seconds / 2
@@ -168,6 +169,8 @@ class _State:
         if best is not None:
             log.info("budget: %d tensor(s) kept in %s to meet a drop of %.2f (%d passes, %.1f s)",
                      len(kept), precision, target_drop, self.passes, time.monotonic() - self.start)
+        else:  # not met: the best configuration tried (smallest drop, then fewest fallbacks), not the last
+            kept = min(trials, key=lambda t: (t.drop, t.fallbacks)).kept
         return Budget(
             target_drop=target_drop, metric=self.evaluator.metric_name, samples=len(self.evaluator.data), data=data,
             fp32=self.evaluator.fp32, int8=trials[0].score, ranked=tuple(kept), trials=tuple(trials),

@@ -63,7 +63,7 @@ def held_out_set(rv: "ResolvedVariant") -> tuple["EvalSet", str]:
     return EvalSet(arrays, np.concatenate(labels) if labels else None, settings.batch_size), where
 
 
-BUDGET_REVISION = 1  # bump when the loop's rules change, so stored decisions are redone
+BUDGET_REVISION = 2  # bump when the loop's rules change, so stored decisions are redone
 
 
 def budget_keep(rv: "ResolvedVariant", model: "onnx.ModelProto", amax: dict[str, float], keep: list[str], *,
@@ -142,7 +142,7 @@ def budget_json(result: Budget, sizes: dict[str, int]) -> dict[str, Any]:
         "fp32": asdict(result.fp32), "int8": asdict(result.int8), "met": result.met, "stopped": result.stopped,
         "passes": result.passes, "seconds": round(result.seconds, 3), "fallback_precision": result.precision,
         "keep_float": list(result.keep_float), "ranked": list(result.ranked),
-        "trials": [{"fallbacks": t.fallbacks, "drop": t.drop, **asdict(t.score)} for t in result.trials],
+        "trials": [{"fallbacks": t.fallbacks, "drop": t.drop, **asdict(t.score), "kept": list(t.kept)} for t in result.trials],
         "model_bytes": sizes,
     }
 
@@ -150,7 +150,7 @@ def budget_json(result: Budget, sizes: dict[str, int]) -> dict[str, Any]:
 def write_report(rv: "ResolvedVariant", result: Budget, sizes: dict[str, int], fingerprint: dict[str, str]) -> None:
     folder = rv.workdir / "budget"
     atomic_write_json(folder / "budget.json", {**budget_json(result, sizes), "fingerprint": fingerprint})
-    final = result.trials[-1] if not result.met else min(
+    final = min(result.trials, key=lambda t: (t.drop, t.fallbacks)) if not result.met else min(
         (t for t in result.trials if t.drop <= result.target_drop + 1e-9), key=lambda t: t.fallbacks)
     lines = [
         f"# Accuracy budget of {rv.name}",

@@ -164,3 +164,11 @@ def test_quantize_variant_meets_the_spec_budget_and_reuses_the_decision(tmp_path
     stamp = (rv.workdir / "budget" / "budget.json").stat().st_mtime_ns
     assert sorted(quantize_variant(rv, cal, progress=False).kept_float) == sorted(BROKEN)
     assert (rv.workdir / "budget" / "budget.json").stat().st_mtime_ns == stamp  # the stored decision was reused
+
+
+def test_an_unmet_budget_keeps_the_best_configuration_tried(zoo_model: onnx.ModelProto, zoo_inputs) -> None:  # type: ignore[no-untyped-def]
+    evaluator = _evaluator(zoo_model, zoo_inputs)
+    result = meet_budget(evaluator, -1.0, data="test split", limits=Limits(max_passes=8), progress=False)
+    assert not result.met
+    best = min(result.trials, key=lambda t: (t.drop, t.fallbacks))
+    assert result.keep_float == best.kept
