@@ -25,10 +25,14 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import GeneratorError
 from ..fileio import atomic_write_bytes
 from ..manifest import describe_change, file_entry, is_up_to_date, new_manifest, write_manifest
+
+if TYPE_CHECKING:  # onnx is imported lazily
+    import onnx
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +63,7 @@ def prepare_model(source: Path, dest: Path, *, variant: str, force: bool = False
     return dest
 
 
-def prepared(source: Path) -> "onnx.ModelProto":  # noqa: F821 (onnx is imported lazily)
+def prepared(source: Path) -> "onnx.ModelProto":
     """The prepared model, in memory: onnxruntime's pre-processing, then activation fusion."""
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
