@@ -4,6 +4,6 @@ Calibration, sensitivity, evaluation and the live comparison all read their data
 `load_batches` / `evaluation_batches`, so one preprocessing pipeline feeds every stage.
 """
 
-from .batches import Batch, evaluation_batches, load_batches
+from .batches import Batch, evaluation_batches, load_arrays, load_batches
 
-__all__ = ["Batch", "evaluation_batches", "load_batches"]
+__all__ = ["Batch", "evaluation_batches", "load_arrays", "load_batches"]

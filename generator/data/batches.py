@@ -192,3 +192,22 @@ def _concat(chunks: list[Chunk]) -> Chunk:
     with_labels = [c[1] for c in chunks if c[1] is not None]
     labels = np.concatenate(with_labels) if len(with_labels) == len(chunks) else None
     return inputs, labels
+
+
+def load_arrays(
+    source: ArraysSource | ImagesSource | CallableSource, signature: Signature, *, batch_size: int, limit: int | None
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Every batch of `source` joined into whole arrays (input name -> array) and labels (None without).
+
+    For the small data sets scored many times over (sensitivity, the accuracy budget); an empty
+    source gives empty dicts, for the caller to name in its own error.
+    """
+    inputs: dict[str, list[np.ndarray]] = {}
+    labels: list[np.ndarray] = []
+    for batch in load_batches(source, signature, batch_size=batch_size, limit=limit):
+        for name, value in batch.inputs.items():
+            inputs.setdefault(name, []).append(value)
+        if batch.labels is not None:
+            labels.append(batch.labels)
+    arrays = {k: np.concatenate(v) for k, v in inputs.items()}
+    return arrays, (np.concatenate(labels) if labels else None)

@@ -8,8 +8,7 @@ Heavy imports (onnx, onnxruntime, matplotlib) happen inside the functions.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -214,9 +213,7 @@ def load_evalset(rv: "ResolvedVariant") -> "EvalSet":
     Without an evaluation block, the calibration data is used and the metric becomes top-1
     agreement with FP32 (a warning says so).
     """
-    import numpy as np
-
-    from ..data import load_batches
+    from ..data import load_arrays
     from ..signature import read_onnx_signature
     from .evaluate import EvalSet
 
@@ -228,17 +225,10 @@ def load_evalset(rv: "ResolvedVariant") -> "EvalSet":
         log.warning("%s: no evaluation block: sensitivity uses the calibration data and top-1 agreement", rv.model.name)
         source, limit, batch_size = settings.data, settings.samples, settings.batch_size
     signature = read_onnx_signature(rv.model.onnx)
-    inputs: dict[str, list[np.ndarray]] = {}
-    labels: list[np.ndarray] = []
-    for batch in load_batches(source, signature, batch_size=batch_size, limit=limit):
-        for name, value in batch.inputs.items():
-            inputs.setdefault(name, []).append(value)
-        if batch.labels is not None:
-            labels.append(batch.labels)
-    if not inputs:
+    arrays, labels = load_arrays(source, signature, batch_size=batch_size, limit=limit)
+    if not arrays:
         raise GeneratorError(f"model {rv.model.name}: the evaluation data yielded no samples")
-    arrays = {k: np.concatenate(v) for k, v in inputs.items()}
-    return EvalSet(arrays, np.concatenate(labels) if labels and evaluation is not None else None, batch_size)
+    return EvalSet(arrays, labels if evaluation is not None else None, batch_size)
 
 
 def write_model(model: "onnx.ModelProto", path: Path) -> None:

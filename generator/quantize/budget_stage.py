@@ -12,8 +12,6 @@ import logging
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ..errors import GeneratorError
 from ..fileio import atomic_write_bytes, atomic_write_json
 from .budget import Budget, Limits, meet_budget
@@ -40,27 +38,20 @@ def budget_target(rv: "ResolvedVariant") -> float | None:
 
 def held_out_set(rv: "ResolvedVariant") -> tuple["EvalSet", str]:
     """The calibration data (its labels if the source has them) as the loop's held-out split, and a description."""
-    from ..data import load_batches
+    from ..data import load_arrays
     from ..signature import read_onnx_signature
     from .evaluate import EvalSet
 
     settings = rv.variant.calibration
     assert settings is not None
     signature = read_onnx_signature(rv.model.onnx)
-    inputs: dict[str, list[np.ndarray]] = {}
-    labels: list[np.ndarray] = []
-    for batch in load_batches(settings.data, signature, batch_size=settings.batch_size, limit=settings.samples):
-        for name, value in batch.inputs.items():
-            inputs.setdefault(name, []).append(value)
-        if batch.labels is not None:
-            labels.append(batch.labels)
-    if not inputs:
+    arrays, label_array = load_arrays(settings.data, signature, batch_size=settings.batch_size, limit=settings.samples)
+    if not arrays:
         raise GeneratorError(f"variant {rv.name}: calibration.data yielded no samples for the accuracy budget")
-    arrays = {k: np.concatenate(v) for k, v in inputs.items()}
     n = len(next(iter(arrays.values())))
-    how = "its labels" if labels else "agreement with FP32 (no labels)"
+    how = "its labels" if label_array is not None else "agreement with FP32 (no labels)"
     where = f"calibration data, {n} samples, {how}; not the evaluation data INT8 is judged on"
-    return EvalSet(arrays, np.concatenate(labels) if labels else None, settings.batch_size), where
+    return EvalSet(arrays, label_array, settings.batch_size), where
 
 
 BUDGET_REVISION = 2  # bump when the loop's rules change, so stored decisions are redone
