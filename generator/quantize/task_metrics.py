@@ -37,8 +37,26 @@ CTC_BLANK = 0
 Outputs = Sequence[np.ndarray]
 
 
+def class_predictions(output: np.ndarray) -> np.ndarray:
+    """argmax of class scores [N, C] (size-1 middle axes allowed): one class per sample.
+
+    Anything else (a heatmap [N, C, H, W], per-step logits [N, T, C]) is no classifier: argmax over
+    its last axis would compare thousands of cells per sample and make a fine INT8 model look
+    broken, so it is refused with the fix instead of scored.
+    """
+    scores = np.asarray(output)
+    if scores.ndim > 2 and all(d == 1 for d in scores.shape[1:-1]):
+        scores = scores.reshape(len(scores), scores.shape[-1])
+    if scores.ndim != 2:
+        raise GeneratorError(
+            f"evaluation.metric top1 reads the first output as class scores [N, C], but it is {list(scores.shape)}: "
+            "set evaluation.metric (exact_match_ctc, detection_hit) for this model"
+        )
+    return scores.argmax(-1)
+
+
 def top1(outputs: Outputs, labels: np.ndarray) -> float:
-    pred = np.asarray(outputs[0]).argmax(-1)
+    pred = class_predictions(outputs[0])
     return float(np.mean(pred == np.asarray(labels).reshape(pred.shape)))
 
 
@@ -120,7 +138,7 @@ METRICS: dict[str, Callable[[Outputs, np.ndarray], float]] = {
 def agreement(name: str, reference: Outputs, other: Outputs) -> float:
     """How often `other` gives the reference's answer by the task rule of `name`."""
     if name == "top1":
-        return float(np.mean(np.asarray(reference[0]).argmax(-1) == np.asarray(other[0]).argmax(-1)))
+        return float(np.mean(class_predictions(reference[0]) == class_predictions(other[0])))
     if name == "exact_match_ctc":
         return float(np.mean([a == b for a, b in zip(ctc_decode(reference[0]), ctc_decode(other[0]))]))
     if name == "detection_hit":

@@ -172,3 +172,16 @@ def test_an_unmet_budget_keeps_the_best_configuration_tried(zoo_model: onnx.Mode
     assert not result.met
     best = min(result.trials, key=lambda t: (t.drop, t.fallbacks))
     assert result.keep_float == best.kept
+
+
+def test_top1_refuses_an_output_that_is_not_class_scores() -> None:
+    """A detector's heatmap scored as top-1 made every INT8 tensor look broken (all kept float): refused instead."""
+    from generator.errors import GeneratorError
+    from generator.quantize.task_metrics import score
+
+    rng = np.random.default_rng(0)
+    heatmap = rng.random((8, 10, 16, 16), dtype=np.float32)
+    with pytest.raises(GeneratorError, match=r"class scores \[N, C\], but it is \[8, 10, 16, 16\]: set evaluation.metric"):
+        score("top1", [heatmap], None, [heatmap])
+    squeezable = rng.random((8, 1, 1, 5), dtype=np.float32)  # [N, 1, 1, C] is still one answer per sample
+    assert score("top1", [squeezable], squeezable.argmax(-1).reshape(8), [squeezable]) == 1.0
