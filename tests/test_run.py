@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,15 +58,11 @@ def test_bad_spec_exits_2_and_writes_nothing(tiny_spec: Path, capsys: pytest.Cap
     assert not (tiny_spec.parent / "repo").exists() and not (tiny_spec.parent / "build").exists()
 
 
-@pytest.mark.server
-@pytest.mark.slow
-def test_ctrl_c_during_the_load_test_still_writes_the_report(tiny_spec: Path) -> None:
-    """Ctrl-C mid-bench: exit 4, and the report holds the comparison and the levels that completed."""
-    import signal
-    import subprocess
-    import sys
-    import time
+def _run_until_the_load_test(tiny_spec: Path) -> "tuple[subprocess.Popen[str], list[str]]":
+    """`trgen run` on a spec with a long, always-passing load test, returned once the load test starts.
 
+    Returns the process and the stderr lines read so far (the caller reads the rest).
+    """
     slow_bench = ("benchmark: {concurrency: [1, 2, 4, 8, 16, 32], batch_size: 4, warmup_s: 0.2, window_s: 1.0, "
                   "max_windows: 3, stability_pct: 100}\n")
     text = tiny_spec.read_text().replace("models:\n", slow_bench + "models:\n")
@@ -76,10 +74,21 @@ def test_ctrl_c_during_the_load_test_still_writes_the_report(tiny_spec: Path) ->
                             stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
     assert proc.stderr is not None
     lines = []
-    for line in proc.stderr:  # wait for the load test to start, then for a level or two to finish
+    for line in proc.stderr:
         lines.append(line)
         if "== 7/7 load test" in line:
             break
+    return proc, lines
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_ctrl_c_during_the_load_test_still_writes_the_report(tiny_spec: Path) -> None:
+    """Ctrl-C mid-bench: exit 4, and the report holds the comparison and the levels that completed."""
+    import signal
+    import time
+
+    proc, lines = _run_until_the_load_test(tiny_spec)
     time.sleep(5.0)
     proc.send_signal(signal.SIGINT)
     _, rest = proc.communicate(timeout=120)
@@ -110,25 +119,9 @@ def test_a_dead_server_during_the_load_test_still_writes_the_report(tiny_spec: P
     """The server killed mid-bench: exit 4 (not the input's fault) and the partial report is written."""
     import os
     import signal
-    import subprocess
-    import sys
     import time
 
-    slow_bench = ("benchmark: {concurrency: [1, 2, 4, 8, 16, 32], batch_size: 4, warmup_s: 0.2, window_s: 1.0, "
-                  "max_windows: 3, stability_pct: 100}\n")
-    text = tiny_spec.read_text().replace("models:\n", slow_bench + "models:\n")
-    tiny_spec.write_text(text.replace(
-        "      data: {kind: arrays, path: data.npz, labels: labels}\n",
-        "      data: {kind: arrays, path: data.npz, labels: labels}\n"
-        "      tolerances: {max_top1_drop: 100, min_top1_agreement: 0.0}\n"))
-    proc = subprocess.Popen([sys.executable, "-m", "generator", "run", str(tiny_spec)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
-    assert proc.stderr is not None
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        if "== 7/7 load test" in line:
-            break
+    proc, lines = _run_until_the_load_test(tiny_spec)
     time.sleep(4.0)
     for child in _children(proc.pid):  # the bundled tritonserver
         os.kill(child, signal.SIGKILL)
@@ -144,8 +137,6 @@ def test_a_dead_server_during_the_load_test_still_writes_the_report(tiny_spec: P
 @pytest.mark.slow
 def test_ctrl_c_during_bench_writes_the_partial_report(tiny_spec: Path) -> None:
     import signal
-    import subprocess
-    import sys
     import time
 
     proc = subprocess.Popen(
