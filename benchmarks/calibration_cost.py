@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from zoo_specs import absolutize, model_specs  # benchmarks/ is on the path: run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "benchmarks" / "zoo"
@@ -110,23 +111,6 @@ def measure(cmd: list[str]) -> tuple[float, float, int]:
     if proc.returncode != 0:
         print(f"  ! {' '.join(cmd[:3])}... exited {proc.returncode}: {err.strip().splitlines()[-1:] }", file=sys.stderr)
     return wall, usage.ru_maxrss / 1024, proc.returncode
-
-
-def model_specs(names: list[str] | None) -> dict[str, Path]:
-    found = {"mnist-example": ROOT / "examples/mnist/spec.yaml"}
-    for spec in sorted(ZOO.glob("*/spec.yaml")):
-        if (spec.parent / "model.onnx").is_file():
-            found[spec.parent.name] = spec
-    return {k: v for k, v in found.items() if names is None or k in names}
-
-
-def absolutize(node: Any, base: Path) -> Any:
-    if isinstance(node, dict):
-        return {k: (str((base / v).resolve()) if (k in ("onnx", "path") or k == "labels" and str(v).endswith(".txt")) and isinstance(v, str) else absolutize(v, base))
-                for k, v in node.items()}
-    if isinstance(node, list):
-        return [absolutize(v, base) for v in node]
-    return node
 
 
 def setup(spec_path: Path, tmp: Path, factor: int, plots: bool) -> tuple[Path, dict[str, Any]]:

@@ -41,23 +41,7 @@ sys.path.insert(0, str(ROOT))
 from generator.measure.speed import speed_pairs  # noqa: E402
 from generator.pipeline import build_artifacts, speed_checks  # noqa: E402
 from generator.spec import load_spec  # noqa: E402
-
-
-def model_specs(names: list[str] | None) -> dict[str, Path]:
-    found = {"mnist-example": ROOT / "examples/mnist/spec.yaml"}
-    for spec in sorted(ZOO.glob("*/spec.yaml")):
-        if (spec.parent / "model.onnx").is_file():
-            found[spec.parent.name] = spec
-    return {k: v for k, v in found.items() if names is None or k in names}
-
-
-def absolutize(node: Any, base: Path) -> Any:
-    if isinstance(node, dict):
-        return {k: (str((base / v).resolve()) if isinstance(v, str) and (k in ("onnx", "path") or k == "labels" and v.endswith(".txt"))
-                    else absolutize(v, base)) for k, v in node.items()}
-    if isinstance(node, list):
-        return [absolutize(v, base) for v in node]
-    return node
+from zoo_specs import absolutize, model_specs  # noqa: E402  (benchmarks/ is on the path: run as a script)
 
 
 def copy_spec(spec_path: Path, tmp: Path, name: str) -> Path:
